@@ -1,0 +1,119 @@
+/* The get-or-create protocol over a KV, written once, as a state machine.
+ *
+ * One run finds or makes the session id behind one KV key:
+ *   lookup:  GETEX key EX ttl                   or  GET key, then EXPIRE key ttl when found
+ *   create:  SET key id NX EX ttl GET           or  SET key id NX EX ttl, then GET key
+ * The first form of each is used while the KV offers it; when the KV turns out not to (an old
+ * server, a client without the method), the run switches to the second form and records that in
+ * the shared sessid_kv_caps, so later runs go straight to it.
+ *
+ * Values from the KV have surrounding ASCII whitespace removed; a blank value counts as absent. A
+ * value that is left with anything but 1 to SESSID_VALUE_MAX visible ASCII characters is not a
+ * session id and fails the run with SESSID_EVALUE.
+ *
+ * A caller drives a run one KV operation at a time:
+ *
+ *     sessid_proto_begin(&run, &config, digest, key, key_len, now);
+ *     while ((op = sessid_proto_next(&run)) != NULL)
+ *         sessid_proto_feed(&run, <status of performing *op>, <value it returned, or NULL>);
+ *     status = sessid_proto_result(&run, &text, &text_len);
+ *
+ * so the synchronous driver (sessid_proto_run, which calls a sessid_kv) and an asynchronous one
+ * (which awaits each operation) share this code. A run allocates nothing, holds no lock between
+ * steps and needs no cleanup, so it may be abandoned at any step.
+ */
+#ifndef SESSID_PROTO_H
+#define SESSID_PROTO_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "idgen.h"
+#include "kv.h"
+#include "table.h"
+
+#define SESSID_VALUE_MAX 128
+
+typedef enum sessid_op_kind {
+    SESSID_OP_GET = 1,
+    SESSID_OP_GETEX,
+    SESSID_OP_SET_NX,
+    SESSID_OP_SET_NX_GET,
+    SESSID_OP_EXPIRE
+} sessid_op_kind;
+
+/* One KV operation for the driver to perform. */
+typedef struct sessid_op {
+    sessid_op_kind kind;
+    const char *key;        /* the key given to sessid_proto_begin */
+    size_t key_len;
+    const char *value;      /* SET_NX, SET_NX_GET: the new session id (36 characters) */
+    size_t value_len;
+    uint64_t ttl;           /* every kind but GET: whole seconds, at least 1 */
+} sessid_op;
+
+/* Which optional operations the KV offers, shared by every run over one KV. Starts at 1 for each
+ * operation worth trying; a run sets it to 0 when the KV answers SESSID_EUNSUPPORTED. */
+typedef struct sessid_kv_caps {
+    atomic_int getex;
+    atomic_int set_nx_get;
+} sessid_kv_caps;
+
+typedef struct sessid_proto_config {
+    uint64_t ttl;           /* seconds sent to the KV, at least 1 */
+    sessid_table *table;    /* counts hits and misses; holds local copies; required */
+    int keep_local;         /* store every id that is a canonical UUID in the table */
+    double refresh_after;   /* > 0: answer from the table, with no KV operation, when the id was
+                               stored there less than this many seconds ago; 0: never */
+    sessid_kv_caps *caps;   /* required */
+} sessid_proto_config;
+
+/* A run in progress. Its fields are private. */
+typedef struct sessid_proto {
+    const sessid_proto_config *config;
+    uint8_t digest[SESSID_DIGEST_LEN];
+    double now;
+    int state;
+    int status;
+    int created;
+    sessid_op op;
+    char candidate[SESSID_ID_TEXT_LEN + 1];
+    char value[SESSID_VALUE_MAX];
+    size_t value_len;
+} sessid_proto;
+
+/* Starts a run for the KV key key[0..key_len) of an API key whose digest is given, at time now (the
+ * table's clock). config and key must outlive the run. With config->refresh_after set, the run may
+ * finish here, with no KV operation. Returns 0 or SESSID_EINVAL (config out of range). */
+int sessid_proto_begin(sessid_proto *run, const sessid_proto_config *config,
+                       const uint8_t digest[SESSID_DIGEST_LEN], const char *key, size_t key_len,
+                       double now);
+
+/* The operation to perform next, or NULL when the run is over. The operation stays valid until the
+ * next sessid_proto_feed. */
+const sessid_op *sessid_proto_next(const sessid_proto *run);
+
+/* Hands the outcome of the operation sessid_proto_next returned to the run: status is what
+ * performing it returned (see kv.h; a backend may also return SESSID_EVALUE for a reply it could not
+ * read), value is what it read (GET, GETEX, SET_NX_GET; NULL for the others). The value is copied
+ * before this returns. Returns the run's status so far: 0 while it runs or once it succeeded, a
+ * negative status once it failed, SESSID_ESTATE when the run was over already. */
+int sessid_proto_feed(sessid_proto *run, int status, const sessid_kv_value *value);
+
+/* The outcome of a finished run: 0 with *text and *text_len set to the session id (a buffer inside
+ * the run, not NUL-terminated), or the status it failed with: SESSID_EKV and SESSID_EUNSUPPORTED
+ * (from a KV operation), SESSID_EMISSING, SESSID_EVALUE, SESSID_ERANDOM, SESSID_ENOMEM (storing
+ * the local copy), or SESSID_ESTATE while the run is not over. */
+int sessid_proto_result(const sessid_proto *run, const char **text, size_t *text_len);
+
+/* 1 when the run stored the id it made itself, 0 when the id came from the KV or the table. */
+int sessid_proto_created(const sessid_proto *run);
+
+/* The synchronous driver: performs each operation through kv until the run is over and returns
+ * what sessid_proto_result would. SESSID_EINVAL when kv is not a version 1 or later backend with
+ * get, set_nx and expire. */
+int sessid_proto_run(sessid_proto *run, const sessid_kv *kv);
+
+#endif

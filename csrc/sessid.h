@@ -1,0 +1,24 @@
+/* sessid: stable random session ids per API key, with a sliding TTL. The C core, whole.
+ *
+ *   status.h   status codes and their text
+ *   digest.h   SHA-256 of API keys (OpenSSL EVP) and its hex form
+ *   idgen.h    random version 4 UUIDs and their canonical text
+ *   clock.h    the default monotonic clock
+ *   table.h    the in-process sliding-TTL table
+ *   kv.h       the KV backend vtable
+ *   proto.h    the get-or-create protocol over a KV, as a state machine, and its sync driver
+ *
+ * Nothing here knows about Python.
+ */
+#ifndef SESSID_H
+#define SESSID_H
+
+#include "clock.h"
+#include "digest.h"
+#include "idgen.h"
+#include "kv.h"
+#include "proto.h"
+#include "status.h"
+#include "table.h"
+
+#endif

@@ -1,0 +1,33 @@
+#include "status.h"
+
+const char *sessid_strerror(int status)
+{
+    switch (status) {
+    case SESSID_OK:
+        return "success";
+    case SESSID_ENOMEM:
+        return "out of memory";
+    case SESSID_EINVAL:
+        return "invalid argument";
+    case SESSID_ERANDOM:
+        return "the kernel did not provide random bytes";
+    case SESSID_EDIGEST:
+        return "OpenSSL failed to compute SHA-256";
+    case SESSID_EFULL:
+        return "the local table is full";
+    case SESSID_EKV:
+        return "the KV failed";
+    case SESSID_EUNSUPPORTED:
+        return "the KV does not support this operation";
+    case SESSID_ENOREPLY:
+        return "the KV did not report the previous value of a set";
+    case SESSID_EMISSING:
+        return "session id missing after set";
+    case SESSID_EVALUE:
+        return "the KV holds a malformed session id";
+    case SESSID_ESTATE:
+        return "protocol step out of order";
+    default:
+        return "unknown sessid status";
+    }
+}

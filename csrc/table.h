@@ -1,0 +1,96 @@
+/* The in-process table: SHA-256 digest of an API key -> session id, with a sliding TTL.
+ *
+ * Keys are the 32-byte digests only; the table never sees a raw API key. An entry used at time t
+ * (in the caller's clock, in seconds) expires at t + ttl, and an entry whose expiry is at or before
+ * `now` is gone. Because every entry has the same TTL, the order of last use is also the order of
+ * expiry: entries sit on one list from least to most recently used, and each call reclaims at most
+ * a couple of expired entries from its old end, so expiry costs amortized O(1) with no sweep of the
+ * table and no background thread. With max_entries set, a full table evicts its least recently
+ * used entry to make room.
+ *
+ * Time never runs backwards inside a table: a `now` older than the latest one seen counts as that
+ * latest one, so a clock that steps back freezes the table's time instead of reordering it.
+ *
+ * Every function is safe to call from any number of threads at once on the same table. A table
+ * stays usable in both processes after fork(), even when another thread was inside it at the
+ * moment of the fork. Functions return 0 or a negative SESSID_E* status (status.h); besides the
+ * statuses each one names, any of them returns SESSID_ESTATE if the table's lock cannot be taken.
+ */
+#ifndef SESSID_TABLE_H
+#define SESSID_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "digest.h"
+#include "idgen.h"
+
+/* The most entries a table can hold, with or without max_entries. */
+#define SESSID_TABLE_LIMIT ((uint64_t)1 << 31)
+
+typedef struct sessid_table sessid_table;
+
+enum sessid_stat {
+    SESSID_STAT_HITS,       /* lookups that found a live id */
+    SESSID_STAT_MISSES,     /* lookups that had to make (or fetch) a new id */
+    SESSID_STAT_EXPIRED,    /* entries that outlived their TTL and were reclaimed or replaced */
+    SESSID_STAT_EVICTED,    /* entries pushed out by max_entries */
+    SESSID_STAT_KV_ERRORS,  /* KV failures, counted by the caller through sessid_table_count */
+    SESSID_STAT_COUNT
+};
+
+typedef struct sessid_stats {
+    uint64_t counters[SESSID_STAT_COUNT];
+} sessid_stats;
+
+/* Creates an empty table. ttl: seconds, finite and > 0. max_entries: 0 for no bound other than
+ * SESSID_TABLE_LIMIT, else 1..SESSID_TABLE_LIMIT. On success *out owns the table (free it with
+ * sessid_table_free). Returns 0, SESSID_EINVAL, SESSID_ENOMEM or SESSID_ERANDOM. */
+int sessid_table_new(double ttl, uint64_t max_entries, sessid_table **out);
+
+/* Frees a table and everything it holds; NULL is allowed. No other thread may be using it. */
+void sessid_table_free(sessid_table *table);
+
+/* The local get-or-create: copies the live id of digest to id and renews its expiry to now + ttl,
+ * or, when there is none, makes a fresh random id, stores it and copies it to id. *created is set
+ * to 1 when the id is new, 0 otherwise. Concurrent calls for one digest all get the same id.
+ * Returns 0, SESSID_ENOMEM, SESSID_ERANDOM or SESSID_EFULL; the table is unchanged on failure. */
+int sessid_table_get_or_create(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN],
+                               double now, uint8_t id[SESSID_ID_LEN], int *created);
+
+/* A read for the near cache: *found is 1, and id holds the id, when digest has a live entry that was
+ * last stored or renewed less than `window` seconds before now (now < last use + window). Neither the
+ * expiry nor the order of the entry changes. Returns 0 (never fails otherwise). */
+int sessid_table_peek(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN], double now,
+                      double window, uint8_t id[SESSID_ID_LEN], int *found);
+
+/* Stores id for digest with its expiry at now + ttl, replacing any entry digest had.
+ * Returns 0, SESSID_ENOMEM or SESSID_EFULL; the table is unchanged on failure. */
+int sessid_table_put(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN],
+                     const uint8_t id[SESSID_ID_LEN], double now);
+
+/* Reclaims every expired entry; *reclaimed (may be NULL) receives how many. Takes time in
+ * proportion to that number. Returns 0. */
+int sessid_table_purge(sessid_table *table, double now, size_t *reclaimed);
+
+/* Drops every entry and gives the memory back. Counters are kept. Returns 0. */
+int sessid_table_clear(sessid_table *table);
+
+/* Reclaims expired entries, then sets *live to the number of entries left. Returns 0. */
+int sessid_table_live(sessid_table *table, double now, size_t *live);
+
+/* Adds one to a counter. */
+void sessid_table_count(sessid_table *table, enum sessid_stat stat);
+
+/* Copies the counters to *out. */
+void sessid_table_stats(sessid_table *table, sessid_stats *out);
+
+/* Bytes of memory the table holds beyond its own fixed struct. */
+size_t sessid_table_footprint(sessid_table *table);
+
+/* For tests that check what the table keeps: copies every byte of the table's storage (the entry
+ * array and the index) into one buffer. On success *out is a buffer of *len bytes that the caller
+ * frees with free(). Returns 0 or SESSID_ENOMEM. */
+int sessid_table_dump(sessid_table *table, uint8_t **out, size_t *len);
+
+#endif

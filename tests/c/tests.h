@@ -1,0 +1,10 @@
+/* The groups of C tests; test_main.c runs them all. */
+#ifndef SESSID_TESTS_H
+#define SESSID_TESTS_H
+
+void test_digest(void);
+void test_idgen(void);
+void test_table(void);
+void test_proto(void);
+
+#endif
