@@ -1,0 +1,233 @@
+/* The module sessid._sessid: its state, exceptions and module-level functions. */
+#include "_binding.h"
+
+static sessid_state *module_state(PyObject *module)
+{
+    return PyModule_GetState(module);
+}
+
+PyObject *sessid_raise_status(sessid_state *state, int status)
+{
+    switch (status) {
+    case SESSID_ENOMEM:
+        return PyErr_NoMemory();
+    case SESSID_EINVAL:
+    case SESSID_ESTATE:
+        PyErr_Format(PyExc_SystemError, "sessid: %s", sessid_strerror(status));
+        return NULL;
+    default:
+        PyErr_SetString(state->error, sessid_strerror(status));
+        return NULL;
+    }
+}
+
+PyObject *sessid_take_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+        Py_DECREF(traceback);
+    }
+    Py_XDECREF(type);
+    return value;
+#endif
+}
+
+void sessid_restore_exception(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef(Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
+
+PyObject *sessid_default_store(sessid_state *state)
+{
+    if (state->default_store == NULL)
+        state->default_store = PyObject_CallNoArgs((PyObject *)state->store_type);
+    return state->default_store;
+}
+
+/* The default store, held for the length of one call: a KV method may replace the default store
+ * while the call runs. */
+static PyObject *default_store_get(PyObject *module, PyObject *api_key, int required)
+{
+    PyObject *store = sessid_default_store(module_state(module));
+    if (store == NULL)
+        return NULL;
+    Py_INCREF(store);
+    PyObject *id = sessid_store_get((StoreObject *)store, api_key, required);
+    Py_DECREF(store);
+    return id;
+}
+
+static PyObject *module_get(PyObject *module, PyObject *api_key)
+{
+    return default_store_get(module, api_key, 0);
+}
+
+static PyObject *module_get_required(PyObject *module, PyObject *api_key)
+{
+    return default_store_get(module, api_key, 1);
+}
+
+static PyObject *module_default_store(PyObject *module, PyObject *unused)
+{
+    (void)unused;
+    return Py_XNewRef(sessid_default_store(module_state(module)));
+}
+
+static PyObject *module_set_default_store(PyObject *module, PyObject *store)
+{
+    sessid_state *state = module_state(module);
+    if (!Py_IS_TYPE(store, state->store_type)) {
+        PyErr_Format(PyExc_TypeError, "set_default_store() takes a sessid.Store, not %.100s",
+                     Py_TYPE(store)->tp_name);
+        return NULL;
+    }
+    PyObject *previous = sessid_default_store(state);
+    if (previous == NULL)
+        return NULL;
+    state->default_store = Py_NewRef(store);
+    return previous;                    /* the module's reference passes to the caller */
+}
+
+static PyMethodDef module_methods[] = {
+    {"get", module_get, METH_O,
+     "get(api_key) -> str\n--\n\nThe session id of api_key from the default Store."},
+    {"get_required", module_get_required, METH_O,
+     "get_required(api_key) -> str\n--\n\nget_required() on the default Store."},
+    {"default_store", module_default_store, METH_NOARGS,
+     "default_store() -> Store\n--\n\nThe Store behind sessid.get (in-process, TTL 3600 s)."},
+    {"set_default_store", module_set_default_store, METH_O,
+     "set_default_store(store) -> Store\n--\n\nMakes store the default; returns the previous one."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int intern(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot != NULL ? 0 : -1;
+}
+
+static PyObject *names_tuple(int count, const char *a, const char *b, const char *c)
+{
+    const char *names[] = {a, b, c};
+    PyObject *tuple = PyTuple_New(count);
+    for (int i = 0; tuple != NULL && i < count; i++) {
+        PyObject *name = PyUnicode_InternFromString(names[i]);
+        if (name == NULL)
+            Py_CLEAR(tuple);
+        else
+            PyTuple_SET_ITEM(tuple, i, name);
+    }
+    return tuple;
+}
+
+static int add_exception(PyObject *module, PyObject **slot, const char *name, const char *doc,
+                         PyObject *base)
+{
+    *slot = PyErr_NewExceptionWithDoc(name, doc, base, NULL);
+    if (*slot == NULL)
+        return -1;
+    return PyModule_AddObjectRef(module, strrchr(name, '.') + 1, *slot);
+}
+
+static int module_exec(PyObject *module)
+{
+    sessid_state *st = module_state(module);
+    st->store_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &sessid_store_spec, NULL);
+    if (st->store_type == NULL || PyModule_AddType(module, st->store_type) < 0)
+        return -1;
+    st->call_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &sessid_call_spec, NULL);
+    if (st->call_type == NULL)
+        return -1;
+    if (add_exception(module, &st->error, "sessid.Error", "Base class of sessid's errors.", NULL) < 0
+        || add_exception(module, &st->kv_error, "sessid.KVError",
+                         "The KV failed; __cause__ is the KV's own exception, where it raised one.",
+                         st->error) < 0)
+        return -1;
+    if (intern(&st->str_get, "get") < 0 || intern(&st->str_set, "set") < 0
+        || intern(&st->str_expire, "expire") < 0 || intern(&st->str_getex, "getex") < 0
+        || intern(&st->str_close, "close") < 0)
+        return -1;
+    st->kwnames_ex = names_tuple(1, "ex", NULL, NULL);
+    st->kwnames_set = names_tuple(2, "nx", "ex", NULL);
+    st->kwnames_set_get = names_tuple(3, "nx", "ex", "get");
+    if (st->kwnames_ex == NULL || st->kwnames_set == NULL || st->kwnames_set_get == NULL)
+        return -1;
+    PyObject *ttl_max = PyFloat_FromDouble(SESSID_TTL_MAX);
+    int rc = ttl_max == NULL ? -1 : PyModule_AddObjectRef(module, "TTL_MAX", ttl_max);
+    Py_XDECREF(ttl_max);
+    if (rc < 0 || PyModule_AddIntConstant(module, "VALUE_MAX", SESSID_VALUE_MAX) < 0)
+        return -1;
+    return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    sessid_state *st = module_state(module);
+    Py_VISIT(st->store_type);
+    Py_VISIT(st->call_type);
+    Py_VISIT(st->error);
+    Py_VISIT(st->kv_error);
+    Py_VISIT(st->default_store);
+    Py_VISIT(st->drive);
+    return 0;
+}
+
+static int module_clear(PyObject *module)
+{
+    sessid_state *st = module_state(module);
+    Py_CLEAR(st->default_store);
+    Py_CLEAR(st->drive);
+    Py_CLEAR(st->store_type);
+    Py_CLEAR(st->call_type);
+    Py_CLEAR(st->error);
+    Py_CLEAR(st->kv_error);
+    Py_CLEAR(st->str_get);
+    Py_CLEAR(st->str_set);
+    Py_CLEAR(st->str_expire);
+    Py_CLEAR(st->str_getex);
+    Py_CLEAR(st->str_close);
+    Py_CLEAR(st->kwnames_ex);
+    Py_CLEAR(st->kwnames_set);
+    Py_CLEAR(st->kwnames_set_get);
+    return 0;
+}
+
+static void module_free(void *module)
+{
+    module_clear(module);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+#ifdef Py_mod_multiple_interpreters
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef sessid_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "sessid._sessid",
+    .m_doc = "The C core of sessid: stable random session ids per API key, with a sliding TTL.",
+    .m_size = sizeof(sessid_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__sessid(void)
+{
+    return PyModuleDef_Init(&sessid_module);
+}
