@@ -100,13 +100,13 @@ static PyObject *module_set_default_store(PyObject *module, PyObject *store)
 
 static PyMethodDef module_methods[] = {
     {"get", module_get, METH_O,
-     "get(api_key) -> str\n--\n\nThe session id of api_key from the default Store."},
+     "get($module, api_key, /)\n--\n\nThe session id of api_key from the default Store."},
     {"get_required", module_get_required, METH_O,
-     "get_required(api_key) -> str\n--\n\nget_required() on the default Store."},
+     "get_required($module, api_key, /)\n--\n\nget_required() on the default Store."},
     {"default_store", module_default_store, METH_NOARGS,
-     "default_store() -> Store\n--\n\nThe Store behind sessid.get (in-process, TTL 3600 s)."},
+     "default_store($module)\n--\n\nThe Store behind sessid.get (in-process, TTL 3600 s)."},
     {"set_default_store", module_set_default_store, METH_O,
-     "set_default_store(store) -> Store\n--\n\nMakes store the default; returns the previous one."},
+     "set_default_store($module, store, /)\n--\n\nMakes store the default; returns the previous one."},
     {NULL, NULL, 0, NULL},
 };
 

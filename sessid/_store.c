@@ -745,26 +745,26 @@ static void store_dealloc(StoreObject *self)
 
 static PyMethodDef store_methods[] = {
     {"get", (PyCFunction)store_get, METH_O,
-     "get(api_key) -> str\n--\n\nThe session id of api_key. Never raises because of the KV: when the "
+     "get($self, api_key, /)\n--\n\nThe session id of api_key. Never raises because of the KV: when the "
      "KV fails, returns the fallback id of on_kv_error."},
     {"get_required", (PyCFunction)store_get_required, METH_O,
-     "get_required(api_key) -> str\n--\n\nThe session id of api_key; raises KVError when the KV "
+     "get_required($self, api_key, /)\n--\n\nThe session id of api_key; raises KVError when the KV "
      "fails."},
     {"aget", (PyCFunction)store_aget, METH_O,
-     "aget(api_key) -> Awaitable[str]\n--\n\nget() for a KV whose methods are coroutines "
+     "aget($self, api_key, /)\n--\n\nget() for a KV whose methods are coroutines "
      "(redis.asyncio)."},
     {"aget_required", (PyCFunction)store_aget_required, METH_O,
-     "aget_required(api_key) -> Awaitable[str]\n--\n\nget_required() for a KV whose methods are "
+     "aget_required($self, api_key, /)\n--\n\nget_required() for a KV whose methods are "
      "coroutines."},
     {"key_for", (PyCFunction)store_key_for, METH_O,
-     "key_for(api_key) -> str\n--\n\nThe KV key of api_key: prefix + the 64 lowercase hex "
+     "key_for($self, api_key, /)\n--\n\nThe KV key of api_key: prefix + the 64 lowercase hex "
      "characters of its SHA-256."},
     {"purge", (PyCFunction)store_purge, METH_NOARGS,
-     "purge() -> int\n--\n\nDrops the expired local entries; returns how many."},
+     "purge($self)\n--\n\nDrops the expired local entries; returns how many."},
     {"clear", (PyCFunction)store_clear, METH_NOARGS,
-     "clear() -> None\n--\n\nDrops every local entry."},
+     "clear($self)\n--\n\nDrops every local entry."},
     {"stats", (PyCFunction)store_stats, METH_NOARGS,
-     "stats() -> dict[str, int]\n--\n\nCounters: hits, misses, expired, evicted, kv_errors."},
+     "stats($self)\n--\n\nCounters: hits, misses, expired, evicted, kv_errors."},
     {"_memory_dump", (PyCFunction)store_memory_dump, METH_NOARGS,
      "For tests: a copy of every byte of the local table's storage."},
     {"_memory_footprint", (PyCFunction)store_memory_footprint, METH_NOARGS,

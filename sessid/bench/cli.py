@@ -1,0 +1,136 @@
+"""python -m sessid bench: sessid side by side with what users would otherwise write."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+from . import memory
+from .contenders import contenders
+from .local import Workloads
+from .report import Table
+
+LOCAL_WORKLOADS = ["hit", "miss", "zipf", "expiry", "memory"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true",
+                        help="a tenth of the sizes (100,000 instead of 1,000,000 entries)")
+    parser.add_argument("--repeat", type=int, default=5, help="repetitions per figure (median)")
+    parser.add_argument("--only", nargs="+", choices=LOCAL_WORKLOADS + ["kv"], metavar="WORKLOAD",
+                        help=f"run only these: {', '.join(LOCAL_WORKLOADS)}, kv")
+    parser.add_argument("--redis", metavar="URL",
+                        help="also time the KV path over this Redis (or 'auto': start a throwaway "
+                             "redis-server); the KV suite writes keys under sessid-bench:")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
+
+
+def targets(tables: dict[str, Table]) -> list[str]:
+    """The performance targets, each with the figure that meets or misses it."""
+    lines = []
+
+    def check(label: str, ok: bool, figure: str) -> None:
+        lines.append(f"  [{'met' if ok else 'MISSED'}] {label}: {figure}")
+
+    def fastest_contender(table: Table) -> float | None:
+        values = [r.value for r in table.rows
+                  if r.value is not None and r.name != "sessid" and not r.name.startswith("floor")]
+        return min(values) if values else None
+
+    for key, limit in (("hit_small", 0.6), ("hit_large", 1.0)):
+        table = tables.get(key)
+        if table is None:
+            continue
+        ours, floor = table.value("sessid"), table.value("floor: hashlib.sha256 alone")
+        if ours and floor:
+            check(f"{table.title}: at most {limit}x hashlib.sha256 alone", ours <= limit * floor,
+                  f"{ours / floor:.2f}x")
+        best = fastest_contender(table)
+        if ours and best:
+            check(f"{table.title}: at least 2.5x faster than the fastest contender",
+                  best >= 2.5 * ours, f"{best / ours:.2f}x")
+    if "miss" in tables:
+        ours, floor = tables["miss"].value("sessid"), tables["miss"].value("floor: str(uuid.uuid4()) alone")
+        if ours and floor:
+            check("miss: no slower than str(uuid.uuid4()) alone", ours <= floor, f"{ours / floor:.2f}x")
+    if "memory" in tables:
+        ours = tables["memory"].value("sessid")
+        if ours is not None:
+            check("memory: at most 96 bytes per entry", ours <= 96, f"{ours:.1f} bytes")
+    if "expiry_worst" in tables:
+        ours = tables["expiry_worst"].value("sessid")
+        if ours is not None:
+            check("no single call above 1 ms while entries expire", ours < 1000, f"{ours:.1f} µs")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    only = set(args.only or LOCAL_WORKLOADS + (["kv"] if args.redis else []))
+    scale = 0.1 if args.quick else 1.0
+    print(f"sessid bench on {machine()}")
+    started = time.monotonic()
+    tables: dict[str, Table] = {}
+
+    def show(key: str, table: Table) -> None:
+        tables[key] = table
+        print()
+        print(table.render(), flush=True)
+
+    local = only & set(LOCAL_WORKLOADS) - {"memory"}
+    if local:
+        work = Workloads(contenders(), scale=scale, repeat=args.repeat)
+        if "hit" in only:
+            show("hit_small", work.hit_small())
+            show("hit_large", work.hit_large())
+        if "miss" in only:
+            show("miss", work.miss())
+        if "zipf" in only:
+            show("zipf", work.zipf_mix())
+        if "expiry" in only:
+            mean, worst = work.expiry()
+            show("expiry_mean", mean)
+            show("expiry_worst", worst)
+            show("purge", work.purge())
+    if "memory" in only:
+        show("memory", memory.table(int(1_000_000 * scale)))
+    if "kv" in only:
+        if not args.redis:
+            print("\nkv: skipped (give --redis URL, or --redis auto)")
+        else:
+            from .kv import kv_tables
+
+            for key, table in kv_tables(args.redis, scale=scale, repeat=args.repeat).items():
+                show(key, table)
+    summary = targets(tables)
+    if summary:
+        print("\ntargets:")
+        print("\n".join(summary))
+    print(f"\n({time.monotonic() - started:.0f} s)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({key: {r.name: r.value for r in t.rows} for key, t in tables.items()}, f, indent=2)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sessid bench", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The local workloads: hits on small and large tables, misses, a Zipf mix, and mass expiry."""
+
+from __future__ import annotations
+
+import gc
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .contenders import Contender
+from .keys import numbered_key, random_keys, zipf_draws
+from .report import Row, Table
+
+HOUR = 3600.0
+
+
+def loop_overhead(keys: Sequence[str], repeat: int) -> float:
+    """ns per iteration of the bare loop that every timed loop below runs."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter_ns()
+        for _key in keys:
+            pass
+        samples.append((time.perf_counter_ns() - start) / len(keys))
+    return statistics.median(samples)
+
+
+def timed_loop(get: Callable[[str], Any], keys: Sequence[str]) -> float:
+    """ns per call of get over keys, one pass, with the collector paused as timeit does."""
+    gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        for key in keys:
+            get(key)
+        return (time.perf_counter_ns() - start) / len(keys)
+    finally:
+        gc.enable()
+
+
+class Workloads:
+    def __init__(self, contenders: list[Contender], scale: float, repeat: int) -> None:
+        self.contenders = contenders
+        self.repeat = repeat
+        self.small = 1_000
+        self.large = max(10_000, int(1_000_000 * scale))
+        self.calls = max(20_000, int(200_000 * scale))
+        rng = random.Random(7)
+        self.large_keys = random_keys(self.large, seed=1)
+        self.shuffled_large = self.large_keys[:]
+        rng.shuffle(self.shuffled_large)
+        self.small_keys = self.large_keys[: self.small]
+        passes = max(1, self.calls // self.small)
+        self.small_calls = [k for _ in range(passes) for k in rng.sample(self.small_keys, self.small)]
+        self.zipf = zipf_draws(random_keys(100_000, seed=2), self.large, s=1.1, seed=3)
+
+    def _rows(self, measure: Callable[[Contender], float], floors: bool = True) -> list[Row]:
+        rows = []
+        for c in self.contenders:
+            if c.floor and not floors:
+                continue
+            if c.make is None:
+                rows.append(Row(c.name, None, c.missing))
+                continue
+            rows.append(Row(c.name, measure(c)))
+            gc.collect()
+        return rows
+
+    def _hits(self, c: Contender, warm: Sequence[str], calls: Sequence[str]) -> float:
+        cache = c.make(HOUR)
+        for key in warm:
+            cache.get(key)
+        return statistics.median(timed_loop(cache.get, calls) for _ in range(self.repeat))
+
+    def hit_small(self) -> Table:
+        overhead = loop_overhead(self.small_calls, self.repeat)
+        table = Table(f"hit, {self.small:,} keys in the table", "ns per call")
+        table.rows = self._rows(lambda c: self._hits(c, self.small_keys, self.small_calls) - overhead)
+        table.footer = f"(median of {self.repeat} passes of {len(self.small_calls):,} calls; loop overhead of {overhead:.0f} ns subtracted)"
+        return table
+
+    def hit_large(self) -> Table:
+        overhead = loop_overhead(self.shuffled_large, self.repeat)
+        table = Table(f"hit, {self.large:,} keys in the table, random order", "ns per call")
+        table.rows = self._rows(lambda c: self._hits(c, self.large_keys, self.shuffled_large) - overhead)
+        table.footer = f"(median of {self.repeat} passes of {self.large:,} calls; loop overhead of {overhead:.0f} ns subtracted)"
+        return table
+
+    def _fresh(self, c: Contender, calls_of_pass: Callable[[int], Sequence[str]]) -> float:
+        samples = []
+        for n in range(self.repeat):
+            calls = calls_of_pass(n)
+            cache = c.make(HOUR)
+            samples.append(timed_loop(cache.get, calls))
+            del cache
+            gc.collect()
+        return statistics.median(samples)
+
+    def miss(self) -> Table:
+        batches = [[numbered_key(n * self.calls + i) for i in range(self.calls)] for n in range(self.repeat)]
+        overhead = loop_overhead(batches[0], self.repeat)
+        table = Table("miss: a new key every call, into an empty table", "ns per call")
+        table.rows = self._rows(lambda c: self._fresh(c, lambda n: batches[n]) - overhead)
+        table.footer = f"(median of {self.repeat} passes of {self.calls:,} calls; loop overhead of {overhead:.0f} ns subtracted)"
+        return table
+
+    def zipf_mix(self) -> Table:
+        overhead = loop_overhead(self.zipf, self.repeat)
+        distinct = len(set(self.zipf))
+        table = Table(f"Zipf mix (s=1.1) over 100,000 keys: {len(self.zipf):,} calls, {distinct:,} distinct", "ns per call")
+        table.rows = self._rows(lambda c: self._fresh(c, lambda n: self.zipf) - overhead)
+        table.footer = f"(median of {self.repeat} passes, each into an empty table; loop overhead of {overhead:.0f} ns subtracted)"
+        return table
+
+    def expiry(self, ttl: float = 1.0) -> tuple[Table, Table]:
+        """Fills the table, lets every entry expire, then times each get of a new key."""
+        fresh = [numbered_key(10**9 + i) for i in range(self.large)]
+        mean_rows, max_rows = [], []
+        for c in self.contenders:
+            if c.floor:
+                continue
+            if c.make is None:
+                mean_rows.append(Row(c.name, None, c.missing))
+                max_rows.append(Row(c.name, None, c.missing))
+                continue
+            cache = c.make(ttl)
+            for i in range(self.large):
+                cache.get(numbered_key(i))
+            time.sleep(ttl * 1.1)
+            latencies = per_call_latencies(cache.get, fresh)
+            mean_rows.append(Row(c.name, statistics.fmean(latencies)))
+            latencies.sort()
+            p9999 = latencies[int(len(latencies) * 0.9999)]
+            max_rows.append(Row(c.name, latencies[-1] / 1000, f"p99.99 {p9999 / 1000:.1f} µs"))
+            del cache, latencies
+            gc.collect()
+        title = f"{self.large:,} entries expired, then {len(fresh):,} gets of new keys"
+        mean = Table(title + ": time per call", "ns per call", mean_rows,
+                     "(each call timed on its own: includes ~30-60 ns of timer overhead)")
+        worst = Table(title + ": the slowest single call", "µs", max_rows)
+        return mean, worst
+
+    def purge(self, ttl: float = 1.0) -> Table:
+        rows = []
+        for c in self.contenders:
+            if c.floor:
+                continue
+            if c.make is None:
+                rows.append(Row(c.name, None, c.missing))
+                continue
+            cache = c.make(ttl)
+            if not hasattr(cache, "purge"):
+                continue
+            for i in range(self.large):
+                cache.get(numbered_key(i))
+            time.sleep(ttl * 1.1)
+            start = time.perf_counter_ns()
+            dropped = cache.purge()
+            elapsed = (time.perf_counter_ns() - start) / 1e6
+            rows.append(Row(c.name, elapsed, f"dropped {dropped:,}"))
+            del cache
+            gc.collect()
+        return Table(f"purge of a table of {self.large:,} expired entries", "ms", rows)
+
+
+def per_call_latencies(get: Callable[[str], Any], keys: Sequence[str]) -> list[int]:
+    clock = time.perf_counter_ns
+    latencies = [0] * len(keys)
+    gc.disable()
+    try:
+        for i, key in enumerate(keys):
+            start = clock()
+            get(key)
+            latencies[i] = clock() - start
+    finally:
+        gc.enable()
+    return latencies
