@@ -207,6 +207,20 @@ int sessid_pykv_fail(pykv *b, const sessid_op *op, PyObject *exc)
     return SESSID_EKV;
 }
 
+/* "kv.get() raised ConnectionError: its message", or without the message when it has none. */
+static PyObject *raised_message(pykv *b)
+{
+    const char *type = Py_TYPE(b->error)->tp_name;
+    PyObject *text = PyObject_Str(b->error);
+    if (text == NULL)
+        PyErr_Clear();              /* an exception that cannot say what it is: its type will do */
+    PyObject *message = text != NULL && PyUnicode_GET_LENGTH(text) > 0
+                            ? PyUnicode_FromFormat("kv.%s() raised %s: %U", b->method, type, text)
+                            : PyUnicode_FromFormat("kv.%s() raised %s", b->method, type);
+    Py_XDECREF(text);
+    return message;
+}
+
 static PyObject *failure_message(pykv *b, int status)
 {
     switch (status) {
@@ -214,7 +228,7 @@ static PyObject *failure_message(pykv *b, int status)
         if (b->problem != NULL)
             return Py_NewRef(b->problem);
         if (b->error != NULL)
-            return PyUnicode_FromFormat("kv.%s() raised %R", b->method, b->error);
+            return raised_message(b);
         break;
     case SESSID_EMISSING:
         return PyUnicode_FromFormat("session id missing after set (KV key %R)", b->name);

@@ -1,0 +1,8 @@
+"""The local workloads: python benchmarks/local.py [--quick] [--only hit miss ...]."""
+
+import sys
+
+from sessid.bench.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

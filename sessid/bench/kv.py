@@ -1,0 +1,208 @@
+"""The KV path over a real Redis: sessid against the reference protocol written by hand with redis-py
+(GET + EXPIRE on a hit; GET + SET NX EX + GET on a miss), run in the same process. Round trips are
+counted by the server (INFO commandstats)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import sessid
+
+from .keys import random_keys
+from .report import Row, Table
+
+PREFIX = "sessid-bench:"
+TTL = 3600
+COMMANDS = ("get", "getex", "set", "expire")
+
+
+def reference_key(api_key: str) -> str:
+    return PREFIX + "reference:" + hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def reference_get(client: Any, api_key: str) -> str:
+    """CLIProxyAPI's protocol, by hand: GET, then EXPIRE on a hit or SET NX EX + GET on a miss."""
+    name = reference_key(api_key)
+    raw = client.get(name)
+    if raw is not None and raw.strip():
+        client.expire(name, TTL)
+        return raw.strip().decode()
+    client.set(name, str(uuid.uuid4()), nx=True, ex=TTL)
+    raw = client.get(name)
+    if raw is None or not raw.strip():
+        raise RuntimeError("missing after set")
+    return raw.strip().decode()
+
+
+async def reference_aget(client: Any, api_key: str) -> str:
+    name = reference_key(api_key)
+    raw = await client.get(name)
+    if raw is not None and raw.strip():
+        await client.expire(name, TTL)
+        return raw.strip().decode()
+    await client.set(name, str(uuid.uuid4()), nx=True, ex=TTL)
+    raw = await client.get(name)
+    if raw is None or not raw.strip():
+        raise RuntimeError("missing after set")
+    return raw.strip().decode()
+
+
+@contextlib.contextmanager
+def redis_url(url: str) -> Iterator[str]:
+    """url itself, or for 'auto' a throwaway redis-server on a free loopback port."""
+    if url != "auto":
+        yield url
+        return
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise SystemExit("--redis auto needs redis-server on PATH (apt-get install redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = tempfile.mkdtemp(prefix="sessid-bench-redis-")
+    server = subprocess.Popen(
+        [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", workdir],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def connect(url: str) -> Any:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return client
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def command_count(client: Any) -> int:
+    stats = client.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in COMMANDS)
+
+
+class Runner:
+    def __init__(self, url: str, scale: float, repeat: int) -> None:
+        self.url = url
+        self.client = connect(url)
+        self.repeat = repeat
+        self.calls = max(1_000, int(5_000 * scale))
+        self.keys = random_keys(self.calls, seed=11)
+        self.pass_number = 0
+
+    def names(self, fresh: bool) -> list[str]:
+        """API keys for one pass: the same ones every pass for hits, new ones for misses."""
+        if fresh:
+            self.pass_number += 1
+            return [f"miss-{self.pass_number}-{k}" for k in self.keys]
+        return self.keys
+
+    def measure(self, call: Callable[[str], Any], fresh: bool) -> tuple[float, float]:
+        """(µs per call, round trips per call): the median pass, after one warm-up pass."""
+        for name in self.names(fresh=False):
+            call(name)
+        samples = []
+        for _ in range(self.repeat):
+            names = self.names(fresh)
+            before = command_count(self.client)
+            start = time.perf_counter_ns()
+            for name in names:
+                call(name)
+            elapsed = (time.perf_counter_ns() - start) / len(names) / 1000
+            trips = (command_count(self.client) - before) / len(names)
+            samples.append((elapsed, trips))
+        return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+    def measure_async(self, make_call: Callable[[Any], Callable[[str], Any]], fresh: bool) -> tuple[float, float]:
+        import redis.asyncio
+
+        async def main() -> tuple[float, float]:
+            client = redis.asyncio.Redis.from_url(self.url)
+            call = make_call(client)
+            try:
+                for name in self.names(fresh=False):
+                    await call(name)
+                samples = []
+                for _ in range(self.repeat):
+                    names = self.names(fresh)
+                    before = command_count(self.client)
+                    start = time.perf_counter_ns()
+                    for name in names:
+                        await call(name)
+                    elapsed = (time.perf_counter_ns() - start) / len(names) / 1000
+                    samples.append((elapsed, (command_count(self.client) - before) / len(names)))
+            finally:
+                await client.aclose()
+            return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+        return asyncio.run(main())
+
+
+def direct_store(client: Any, **options: Any) -> Callable[[str], str]:
+    store = sessid.Store(kv=client, prefix=PREFIX + "sessid:", **options)
+    return store.get_required
+
+
+def kv_tables(url: str, scale: float, repeat: int) -> dict[str, Table]:
+    with redis_url(url) as resolved:
+        runner = Runner(resolved, scale, repeat)
+        client = runner.client
+        try:
+            return build_tables(runner, client)
+        finally:
+            for name in client.scan_iter(match=PREFIX + "*", count=1000):
+                client.delete(name)
+            client.close()
+
+
+def build_tables(runner: Runner, client: Any) -> dict[str, Table]:
+    sync_rows: list[tuple[str, str, Callable[[str], Any], bool]] = [
+        ("hit", "sessid", direct_store(client), False),
+        ("hit", "reference (GET + EXPIRE)", lambda n: reference_get(client, n), False),
+        ("hit", "sessid, refresh_after=60 (near cache)", direct_store(client, refresh_after=60), False),
+        ("miss", "sessid", direct_store(client), True),
+        ("miss", "reference (GET + SET NX EX + GET)", lambda n: reference_get(client, n), True),
+    ]
+    tables: dict[str, Table] = {}
+    for kind in ("hit", "miss"):
+        time_rows, trip_rows = [], []
+        for row_kind, name, call, fresh in sync_rows:
+            if row_kind != kind:
+                continue
+            micros, trips = runner.measure(call, fresh)
+            time_rows.append(Row(name, micros))
+            trip_rows.append(Row(name, trips))
+        tables[f"kv_{kind}_time"] = Table(f"KV {kind} over Redis, redis.Redis", "µs per call", time_rows)
+        tables[f"kv_{kind}_trips"] = Table(f"KV {kind} over Redis: round trips", "per call", trip_rows)
+    for kind, fresh in (("hit", False), ("miss", True)):
+        ours = runner.measure_async(lambda c: sessid.Store(kv=c, prefix=PREFIX + "sessid:").aget_required, fresh)
+        theirs = runner.measure_async(lambda c: (lambda n: reference_aget(c, n)), fresh)
+        tables[f"kv_async_{kind}"] = Table(
+            f"KV {kind} over Redis, redis.asyncio.Redis, awaited one after another", "µs per call",
+            [Row("sessid", ours[0], f"{ours[1]:.0f} round trips"),
+             Row("reference", theirs[0], f"{theirs[1]:.0f} round trips")],
+        )
+    return tables
