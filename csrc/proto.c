@@ -67,7 +67,7 @@ static int succeed(sessid_proto *run, int created)
     run->created = created;
     run->state = DONE;
     sessid_table_count(config->table, created ? SESSID_STAT_MISSES : SESSID_STAT_HITS);
-    if (config->keep_local && sessid_id_parse(run->value, run->value_len, id)) {
+    if (config->keep_local && sessid_id_parse(run->value, run->value_len, id) && sessid_id_is_v4(id)) {
         int rc = sessid_table_put(config->table, run->digest, id, run->now);
         if (rc != SESSID_OK)
             return fail(run, rc);

@@ -64,7 +64,8 @@ typedef struct sessid_kv_caps {
 typedef struct sessid_proto_config {
     uint64_t ttl;           /* seconds sent to the KV, at least 1 */
     sessid_table *table;    /* counts hits and misses; holds local copies; required */
-    int keep_local;         /* store every id that is a canonical UUID in the table */
+    int keep_local;         /* store in the table every id that is a version 4 UUID in canonical
+                               form (the table holds nothing else) */
     double refresh_after;   /* > 0: answer from the table, with no KV operation, when the id was
                                stored there less than this many seconds ago; 0: never */
     sessid_kv_caps *caps;   /* required */

@@ -1,44 +1,100 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* syscall() */
+#endif
 #include "table.h"
 
+#include <linux/futex.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "status.h"
 
+/* Entries live in the slots of one open-addressing table (linear probing, backward-shift deletion),
+ * so a hit reads one cache line: digest, id and expiry together. The use-order list links slots by
+ * number; an entry that moves (deletion shifts its neighbours back) fixes its neighbours' links. */
+
 #define NIL UINT32_MAX
-#define FREE_MARK (UINT32_MAX - 1)      /* `newer` of an entry that is not in use */
-#define MIN_ENTRIES 64
+#define MIN_SLOTS 64
 #define RECLAIM_PER_CALL 2
+#define MAX_LOAD 0.8        /* grow beyond 80% full ... */
+#define GROWTH 1.2          /* ... by 20%: the table stays at least 2/3 full, <= 96 bytes an entry */
 
 struct entry {
     uint8_t digest[SESSID_DIGEST_LEN];
-    uint8_t id[SESSID_ID_LEN];
+    uint8_t id[SESSID_ID_LEN];          /* a version 4 UUID; all zero in an empty slot */
     double last_use;                    /* expires at last_use + ttl */
-    uint32_t older, newer;              /* the use-order list; free entries chain through older */
+    uint32_t older, newer;              /* neighbours in the use-order list, NIL at the ends */
 };
 
 _Static_assert(sizeof(struct entry) == 64, "an entry is one cache line");
 
 struct sessid_table {
-    pthread_mutex_t lock;
+    atomic_int lock;
     double ttl;
     uint32_t max_entries;
     double clock;                       /* the latest `now` seen */
     uint64_t seed[4];                   /* keys the slot hash, so no one can aim keys at one slot */
-    struct entry *entries;
-    uint32_t capacity;                  /* entries allocated */
-    uint32_t used;                      /* entries[0..used) have been handed out at least once */
-    uint32_t count;                     /* entries on the use-order list */
-    uint32_t free_list;
+    struct entry *slots;
+    size_t capacity;
+    size_t count;
     uint32_t oldest, newest;
-    uint32_t *slots;                    /* linear probing; entry index + 1, 0 when empty */
-    size_t slot_mask;                   /* slot count - 1; the count is a power of two or 0 */
-    _Atomic uint64_t stats[SESSID_STAT_COUNT];
+    uint64_t stats[SESSID_STAT_COUNT];
     sessid_table *registry_prev, *registry_next;
 };
+
+/* ---- the lock ----
+ * A futex lock (0 free, 1 held, 2 held with sleepers) held only for O(1) work, except while purging,
+ * clearing or growing. Releasing an uncontended lock is a plain store: a locked instruction there
+ * would wait for the stores to the list neighbours to reach memory, which costs a cache miss on
+ * every hit of a large table. The price is a race with a thread that starts to sleep just as the
+ * lock is released; sleepers therefore wake up every millisecond to look again. */
+
+#define SPINS 100
+#define SLEEP_NS 1000000
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void lock_table(sessid_table *t)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&t->lock, &expected, 1, memory_order_acquire,
+                                                memory_order_relaxed))
+        return;
+    for (int spins = 0; spins < SPINS; spins++) {
+        expected = 0;
+        if (atomic_load_explicit(&t->lock, memory_order_relaxed) == 0
+            && atomic_compare_exchange_weak_explicit(&t->lock, &expected, 1, memory_order_acquire,
+                                                     memory_order_relaxed))
+            return;
+        cpu_relax();
+    }
+    const struct timespec nap = {0, SLEEP_NS};
+    while (atomic_exchange_explicit(&t->lock, 2, memory_order_acquire) != 0)
+        syscall(SYS_futex, &t->lock, FUTEX_WAIT_PRIVATE, 2, &nap, NULL, 0);
+}
+
+static void unlock_table(sessid_table *t)
+{
+    if (atomic_load_explicit(&t->lock, memory_order_relaxed) == 1) {
+        atomic_store_explicit(&t->lock, 0, memory_order_release);
+        return;
+    }
+    atomic_store_explicit(&t->lock, 0, memory_order_seq_cst);
+    syscall(SYS_futex, &t->lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 
 /* ---- every live table, so fork() can take all their locks ---- */
 
@@ -50,13 +106,13 @@ static void before_fork(void)
 {
     pthread_mutex_lock(&registry_lock);
     for (sessid_table *t = registry_head; t != NULL; t = t->registry_next)
-        pthread_mutex_lock(&t->lock);
+        lock_table(t);
 }
 
 static void after_fork_in_parent(void)
 {
     for (sessid_table *t = registry_head; t != NULL; t = t->registry_next)
-        pthread_mutex_unlock(&t->lock);
+        unlock_table(t);
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -64,14 +120,14 @@ static void after_fork_in_parent(void)
 static void after_fork_in_child(void)
 {
     for (sessid_table *t = registry_head; t != NULL; t = t->registry_next)
-        pthread_mutex_init(&t->lock, NULL);
+        unlock_table(t);
     pthread_mutex_init(&registry_lock, NULL);
 }
 
 static int registry_add(sessid_table *t)
 {
     if (pthread_mutex_lock(&registry_lock) != 0)
-        return SESSID_EINVAL;
+        return SESSID_ESTATE;
     if (!atfork_registered) {
         if (pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) != 0) {
             pthread_mutex_unlock(&registry_lock);
@@ -100,153 +156,140 @@ static void registry_remove(sessid_table *t)
     pthread_mutex_unlock(&registry_lock);
 }
 
-/* ---- counters ---- */
-
-static void bump(sessid_table *t, enum sessid_stat stat)
-{
-    atomic_fetch_add_explicit(&t->stats[stat], 1, memory_order_relaxed);
-}
+/* ---- counters (under the lock) ---- */
 
 void sessid_table_count(sessid_table *t, enum sessid_stat stat)
 {
-    if ((unsigned)stat < SESSID_STAT_COUNT)
-        bump(t, stat);
+    if ((unsigned)stat >= SESSID_STAT_COUNT)
+        return;
+    lock_table(t);
+    t->stats[stat]++;
+    unlock_table(t);
 }
 
 void sessid_table_stats(sessid_table *t, sessid_stats *out)
 {
-    for (int i = 0; i < SESSID_STAT_COUNT; i++)
-        out->counters[i] = atomic_load_explicit(&t->stats[i], memory_order_relaxed);
+    lock_table(t);
+    memcpy(out->counters, t->stats, sizeof out->counters);
+    unlock_table(t);
 }
 
-/* ---- the index ---- */
+/* ---- slots ---- */
 
 #ifdef __SIZEOF_INT128__
 __extension__ typedef unsigned __int128 wide_product;
-#endif
 
 static uint64_t mix(uint64_t a, uint64_t b)
 {
-#ifdef __SIZEOF_INT128__
     wide_product product = (wide_product)a * b;
     return (uint64_t)product ^ (uint64_t)(product >> 64);
+}
+
+static size_t scale(uint64_t h, size_t capacity)
+{
+    return (size_t)(((wide_product)h * capacity) >> 64);
+}
 #else
+static uint64_t mix(uint64_t a, uint64_t b)
+{
     uint64_t h = (a ^ (b >> 29)) * 0xbf58476d1ce4e5b9u;
     h ^= (h >> 31) ^ b;
     return h * 0x94d049bb133111ebu;
-#endif
 }
 
-static size_t home_slot(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
+static size_t scale(uint64_t h, size_t capacity)
+{
+    return (size_t)(h % capacity);
+}
+#endif
+
+/* The first slot to try for digest in a table of `capacity` slots. */
+static size_t home_of(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], size_t capacity)
 {
     uint64_t w[4];
     memcpy(w, digest, sizeof w);
     uint64_t h = mix(w[0] ^ t->seed[0], w[1] ^ t->seed[1]) ^ mix(w[2] ^ t->seed[2], w[3] ^ t->seed[3]);
-    return (size_t)h & t->slot_mask;
+    return scale(h, capacity);
 }
 
-/* The slot holding digest, or the empty slot where it would go. *index gets the entry or NIL. */
-static size_t find_slot(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], uint32_t *index)
+static size_t home_slot(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
 {
-    *index = NIL;
-    if (t->slots == NULL)
-        return 0;
-    size_t slot = home_slot(t, digest);
-    for (;;) {
-        uint32_t held = t->slots[slot];
-        if (held == 0)
-            return slot;
-        if (memcmp(t->entries[held - 1].digest, digest, SESSID_DIGEST_LEN) == 0) {
-            *index = held - 1;
-            return slot;
-        }
-        slot = (slot + 1) & t->slot_mask;
+    return home_of(t, digest, t->capacity);
+}
+
+static size_t next_slot(size_t slot, size_t capacity)
+{
+    return slot + 1 == capacity ? 0 : slot + 1;
+}
+
+static int occupied(const struct entry *e)
+{
+    return sessid_id_is_v4(e->id);
+}
+
+/* The slot holding digest, or NIL. */
+static uint32_t find_slot(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
+{
+    if (t->capacity == 0)
+        return NIL;
+    for (size_t slot = home_slot(t, digest);; slot = next_slot(slot, t->capacity)) {
+        const struct entry *e = &t->slots[slot];
+        if (!occupied(e))
+            return NIL;
+        if (memcmp(e->digest, digest, SESSID_DIGEST_LEN) == 0)
+            return (uint32_t)slot;
     }
-}
-
-/* Backward-shift deletion: no tombstones, so probe chains stay as short as the load allows. */
-static void remove_slot(sessid_table *t, size_t hole)
-{
-    size_t next = hole;
-    for (;;) {
-        next = (next + 1) & t->slot_mask;
-        uint32_t held = t->slots[next];
-        if (held == 0)
-            break;
-        size_t home = home_slot(t, t->entries[held - 1].digest);
-        /* The entry at `next` may move back into the hole unless its home lies in (hole, next]. */
-        int home_after_hole = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
-        if (!home_after_hole) {
-            t->slots[hole] = held;
-            hole = next;
-        }
-    }
-    t->slots[hole] = 0;
-}
-
-static void place(sessid_table *t, uint32_t index)
-{
-    size_t slot = home_slot(t, t->entries[index].digest);
-    while (t->slots[slot] != 0)
-        slot = (slot + 1) & t->slot_mask;
-    t->slots[slot] = index + 1;
-}
-
-/* Keeps the load at or below one half for `want` entries. */
-static int reserve_slots(sessid_table *t, uint64_t want)
-{
-    size_t have = t->slots == NULL ? 0 : t->slot_mask + 1;
-    if (want * 2 <= have)
-        return SESSID_OK;
-    size_t grown = have == 0 ? 2 * MIN_ENTRIES : have;
-    while (grown < want * 2)
-        grown *= 2;
-    uint32_t *slots = calloc(grown, sizeof *slots);
-    if (slots == NULL)
-        return SESSID_ENOMEM;
-    free(t->slots);
-    t->slots = slots;
-    t->slot_mask = grown - 1;
-    for (uint32_t i = 0; i < t->used; i++)
-        if (t->entries[i].newer != FREE_MARK)
-            place(t, i);
-    return SESSID_OK;
 }
 
 /* ---- the use-order list ---- */
 
-static void unlink_entry(sessid_table *t, uint32_t index)
+static void unlink_slot(sessid_table *t, uint32_t slot)
 {
-    struct entry *e = &t->entries[index];
+    struct entry *e = &t->slots[slot];
     if (e->older != NIL)
-        t->entries[e->older].newer = e->newer;
+        t->slots[e->older].newer = e->newer;
     else
         t->oldest = e->newer;
     if (e->newer != NIL)
-        t->entries[e->newer].older = e->older;
+        t->slots[e->newer].older = e->older;
     else
         t->newest = e->older;
 }
 
-static void link_newest(sessid_table *t, uint32_t index)
+static void link_newest(sessid_table *t, uint32_t slot)
 {
-    struct entry *e = &t->entries[index];
+    struct entry *e = &t->slots[slot];
     e->older = t->newest;
     e->newer = NIL;
     if (t->newest != NIL)
-        t->entries[t->newest].newer = index;
+        t->slots[t->newest].newer = slot;
     else
-        t->oldest = index;
-    t->newest = index;
+        t->oldest = slot;
+    t->newest = slot;
 }
 
-static void touch(sessid_table *t, uint32_t index, double now)
+static void touch(sessid_table *t, uint32_t slot, double now)
 {
-    t->entries[index].last_use = now;
-    if (t->newest != index) {
-        unlink_entry(t, index);
-        link_newest(t, index);
+    t->slots[slot].last_use = now;
+    if (t->newest != slot) {
+        unlink_slot(t, slot);
+        link_newest(t, slot);
     }
+}
+
+/* Moves the entry at `from` into the empty slot `to`, and points its neighbours at it. */
+static void move_entry(sessid_table *t, uint32_t from, uint32_t to)
+{
+    struct entry *e = &t->slots[to];
+    *e = t->slots[from];
+    if (e->older != NIL)
+        t->slots[e->older].newer = to;
+    else
+        t->oldest = to;
+    if (e->newer != NIL)
+        t->slots[e->newer].older = to;
+    else
+        t->newest = to;
 }
 
 /* ---- entries ---- */
@@ -256,108 +299,141 @@ static int is_expired(const sessid_table *t, const struct entry *e, double now)
     return e->last_use + t->ttl <= now;
 }
 
-static void release_entry(sessid_table *t, uint32_t index)
+/* Removes the entry at slot. Backward-shift deletion: the entries after it in its probe run move
+ * back where they may, so no tombstones are left and lookups stay short. */
+static void release_slot(sessid_table *t, uint32_t slot)
 {
-    uint32_t found;
-    size_t slot = find_slot(t, t->entries[index].digest, &found);
-    remove_slot(t, slot);
-    unlink_entry(t, index);
-    struct entry *e = &t->entries[index];
-    memset(e, 0, sizeof *e);
-    e->newer = FREE_MARK;
-    e->older = t->free_list;
-    t->free_list = index;
+    unlink_slot(t, slot);
     t->count--;
+    size_t hole = slot;
+    for (size_t next = next_slot(slot, t->capacity);; next = next_slot(next, t->capacity)) {
+        const struct entry *e = &t->slots[next];
+        if (!occupied(e))
+            break;
+        size_t home = home_slot(t, e->digest);
+        /* The entry may move back into the hole unless its home lies in (hole, next]. */
+        int home_after_hole = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
+        if (!home_after_hole) {
+            move_entry(t, (uint32_t)next, (uint32_t)hole);
+            hole = next;
+        }
+    }
+    memset(&t->slots[hole], 0, sizeof t->slots[hole]);
 }
 
 static size_t reclaim_expired(sessid_table *t, double now, size_t budget)
 {
     size_t done = 0;
-    while (done < budget && t->oldest != NIL && is_expired(t, &t->entries[t->oldest], now)) {
-        release_entry(t, t->oldest);
-        bump(t, SESSID_STAT_EXPIRED);
+    while (done < budget && t->oldest != NIL && is_expired(t, &t->slots[t->oldest], now)) {
+        release_slot(t, t->oldest);
+        t->stats[SESSID_STAT_EXPIRED]++;
         done++;
     }
     return done;
 }
 
-static int reserve_entry(sessid_table *t)
+/* Re-places every entry in a table of `capacity` slots, keeping the use order. Old slots are read
+ * in order, so the new table is written almost in order too; the links are then translated through
+ * a map of old slot to new slot. The table is unchanged on failure. */
+static int resize(sessid_table *t, size_t capacity)
 {
-    if (t->free_list != NIL || t->used < t->capacity)
-        return SESSID_OK;
-    uint64_t limit = t->max_entries != 0 ? t->max_entries : SESSID_TABLE_LIMIT;
-    if (t->capacity >= limit)
-        return SESSID_EFULL;
-    uint64_t grown = t->capacity == 0 ? MIN_ENTRIES : (uint64_t)t->capacity * 2;
-    if (grown > limit)
-        grown = limit;
-    struct entry *entries = realloc(t->entries, (size_t)grown * sizeof *entries);
-    if (entries == NULL)
+    struct entry *slots = calloc(capacity, sizeof *slots);
+    uint32_t *moved_to = malloc((t->capacity > 0 ? t->capacity : 1) * sizeof *moved_to);
+    if (slots == NULL || moved_to == NULL) {
+        free(slots);
+        free(moved_to);
         return SESSID_ENOMEM;
-    memset(entries + t->capacity, 0, (size_t)(grown - t->capacity) * sizeof *entries);
-    t->entries = entries;
-    t->capacity = (uint32_t)grown;
+    }
+    for (size_t old = 0; old < t->capacity; old++) {
+        const struct entry *e = &t->slots[old];
+        if (!occupied(e))
+            continue;
+        size_t slot = home_of(t, e->digest, capacity);
+        while (occupied(&slots[slot]))
+            slot = next_slot(slot, capacity);
+        slots[slot] = *e;
+        moved_to[old] = (uint32_t)slot;
+    }
+    for (size_t slot = 0; slot < capacity; slot++) {
+        struct entry *e = &slots[slot];
+        if (!occupied(e))
+            continue;
+        e->older = e->older != NIL ? moved_to[e->older] : NIL;
+        e->newer = e->newer != NIL ? moved_to[e->newer] : NIL;
+    }
+    if (t->oldest != NIL) {
+        t->oldest = moved_to[t->oldest];
+        t->newest = moved_to[t->newest];
+    }
+    free(moved_to);
+    if (t->slots != NULL)
+        memset(t->slots, 0, t->capacity * sizeof *t->slots);
+    free(t->slots);
+    t->slots = slots;
+    t->capacity = capacity;
     return SESSID_OK;
 }
 
-/* Adds a new entry for digest and returns its index through *index; the table is unchanged on
- * failure. The caller fills in id and last_use. */
-static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], uint32_t *index)
+/* Room for one more entry within MAX_LOAD. */
+static int reserve_one(sessid_table *t)
+{
+    if ((double)(t->count + 1) <= MAX_LOAD * (double)t->capacity)
+        return SESSID_OK;
+    uint64_t limit = t->max_entries != 0 ? t->max_entries : SESSID_TABLE_LIMIT;
+    if (t->count >= limit)
+        return SESSID_EFULL;
+    size_t grown = t->capacity < MIN_SLOTS ? MIN_SLOTS : (size_t)ceil((double)t->capacity * GROWTH);
+    size_t enough = (size_t)ceil((double)limit / MAX_LOAD) + 1;
+    return resize(t, grown < enough ? grown : enough);
+}
+
+/* Adds an entry for digest (known to be absent) with id, used now, as the most recent. Returns its
+ * slot through *slot; the table is unchanged on failure. */
+static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
+                        const uint8_t id[SESSID_ID_LEN], double now, uint32_t *slot)
 {
     if (t->max_entries != 0 && t->count >= t->max_entries) {
-        release_entry(t, t->oldest);
-        bump(t, SESSID_STAT_EVICTED);
+        release_slot(t, t->oldest);
+        t->stats[SESSID_STAT_EVICTED]++;
     } else {
-        int rc = reserve_slots(t, (uint64_t)t->count + 1);
-        if (rc == SESSID_OK)
-            rc = reserve_entry(t);
+        int rc = reserve_one(t);
         if (rc != SESSID_OK)
             return rc;
     }
-    uint32_t i;
-    if (t->free_list != NIL) {
-        i = t->free_list;
-        t->free_list = t->entries[i].older;
-    } else {
-        i = t->used++;
-    }
-    memcpy(t->entries[i].digest, digest, SESSID_DIGEST_LEN);
-    link_newest(t, i);
-    place(t, i);
+    size_t s = home_slot(t, digest);
+    while (occupied(&t->slots[s]))
+        s = next_slot(s, t->capacity);
+    struct entry *e = &t->slots[s];
+    memcpy(e->digest, digest, SESSID_DIGEST_LEN);
+    memcpy(e->id, id, SESSID_ID_LEN);
+    e->last_use = now;
+    link_newest(t, (uint32_t)s);
     t->count++;
-    *index = i;
+    *slot = (uint32_t)s;
     return SESSID_OK;
 }
 
 /* Takes the lock and brings the table's time up to *now, which then holds the time to use. */
-static int enter(sessid_table *t, double *now)
+static void enter(sessid_table *t, double *now)
 {
-    if (pthread_mutex_lock(&t->lock) != 0)
-        return SESSID_ESTATE;
+    lock_table(t);
     if (*now > t->clock)
         t->clock = *now;
     *now = t->clock;
-    return SESSID_OK;
-}
-
-static void leave(sessid_table *t)
-{
-    pthread_mutex_unlock(&t->lock);
 }
 
 /* The live entry for digest, or NIL. On the way, reclaims a few expired entries from the old end,
- * and an expired one still in the index for digest. */
+ * and an expired one still in the table for digest. */
 static uint32_t find_live(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now)
 {
     reclaim_expired(t, now, RECLAIM_PER_CALL);
-    uint32_t index;
-    find_slot(t, digest, &index);
-    if (index != NIL && is_expired(t, &t->entries[index], now)) {
-        release_entry(t, index);
-        bump(t, SESSID_STAT_EXPIRED);
-        index = NIL;
+    uint32_t slot = find_slot(t, digest);
+    if (slot != NIL && is_expired(t, &t->slots[slot], now)) {
+        release_slot(t, slot);
+        t->stats[SESSID_STAT_EXPIRED]++;
+        slot = NIL;
     }
-    return index;
+    return slot;
 }
 
 /* ---- the public operations ---- */
@@ -371,26 +447,19 @@ int sessid_table_new(double ttl, uint64_t max_entries, sessid_table **out)
     if (t == NULL)
         return SESSID_ENOMEM;
     uint8_t seed[sizeof t->seed];
-    int rc = sessid_id_new(seed) == SESSID_OK && sessid_id_new(seed + SESSID_ID_LEN) == SESSID_OK
-                 ? SESSID_OK : SESSID_ERANDOM;
-    if (rc == SESSID_OK && pthread_mutex_init(&t->lock, NULL) != 0)
-        rc = SESSID_ENOMEM;
-    if (rc != SESSID_OK) {
+    if (sessid_id_new(seed) != SESSID_OK || sessid_id_new(seed + SESSID_ID_LEN) != SESSID_OK) {
         free(t);
-        return rc;
+        return SESSID_ERANDOM;
     }
     memcpy(t->seed, seed, sizeof seed);
+    atomic_init(&t->lock, 0);
     t->ttl = ttl;
     t->max_entries = (uint32_t)max_entries;
     t->clock = -INFINITY;
-    t->free_list = NIL;
     t->oldest = NIL;
     t->newest = NIL;
-    for (int i = 0; i < SESSID_STAT_COUNT; i++)
-        atomic_init(&t->stats[i], 0);
-    rc = registry_add(t);
+    int rc = registry_add(t);
     if (rc != SESSID_OK) {
-        pthread_mutex_destroy(&t->lock);
         free(t);
         return rc;
     }
@@ -403,8 +472,8 @@ void sessid_table_free(sessid_table *t)
     if (t == NULL)
         return;
     registry_remove(t);
-    pthread_mutex_destroy(&t->lock);
-    free(t->entries);
+    if (t->slots != NULL)
+        memset(t->slots, 0, t->capacity * sizeof *t->slots);
     free(t->slots);
     free(t);
 }
@@ -412,72 +481,62 @@ void sessid_table_free(sessid_table *t)
 int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
                                double now, uint8_t id[SESSID_ID_LEN], int *created)
 {
-    int rc = enter(t, &now);
-    if (rc != SESSID_OK)
-        return rc;
-    uint32_t index = find_live(t, digest, now);
-    if (index != NIL) {
-        touch(t, index, now);
-        memcpy(id, t->entries[index].id, SESSID_ID_LEN);
-        bump(t, SESSID_STAT_HITS);
-        leave(t);
+    enter(t, &now);
+    uint32_t slot = find_live(t, digest, now);
+    int rc = SESSID_OK;
+    if (slot != NIL) {
+        touch(t, slot, now);
+        memcpy(id, t->slots[slot].id, SESSID_ID_LEN);
+        t->stats[SESSID_STAT_HITS]++;
         *created = 0;
-        return SESSID_OK;
+    } else {
+        rc = sessid_id_new(id);
+        if (rc == SESSID_OK)
+            rc = insert_entry(t, digest, id, now, &slot);
+        if (rc == SESSID_OK) {
+            t->stats[SESSID_STAT_MISSES]++;
+            *created = 1;
+        }
     }
-    uint8_t fresh[SESSID_ID_LEN];
-    rc = sessid_id_new(fresh);
-    if (rc == SESSID_OK)
-        rc = insert_entry(t, digest, &index);
-    if (rc == SESSID_OK) {
-        memcpy(t->entries[index].id, fresh, SESSID_ID_LEN);
-        t->entries[index].last_use = now;
-        memcpy(id, fresh, SESSID_ID_LEN);
-        bump(t, SESSID_STAT_MISSES);
-        *created = 1;
-    }
-    leave(t);
+    unlock_table(t);
     return rc;
 }
 
 int sessid_table_peek(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now,
                       double window, uint8_t id[SESSID_ID_LEN], int *found)
 {
-    *found = 0;
-    int rc = enter(t, &now);
-    if (rc != SESSID_OK)
-        return rc;
-    uint32_t index = find_live(t, digest, now);
-    *found = index != NIL && now < t->entries[index].last_use + window;
+    enter(t, &now);
+    uint32_t slot = find_live(t, digest, now);
+    *found = slot != NIL && now < t->slots[slot].last_use + window;
     if (*found)
-        memcpy(id, t->entries[index].id, SESSID_ID_LEN);
-    leave(t);
+        memcpy(id, t->slots[slot].id, SESSID_ID_LEN);
+    unlock_table(t);
     return SESSID_OK;
 }
 
 int sessid_table_put(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
                      const uint8_t id[SESSID_ID_LEN], double now)
 {
-    int rc = enter(t, &now);
-    if (rc != SESSID_OK)
-        return rc;
-    uint32_t index = find_live(t, digest, now);
-    if (index == NIL)
-        rc = insert_entry(t, digest, &index);
-    if (rc == SESSID_OK) {
-        memcpy(t->entries[index].id, id, SESSID_ID_LEN);
-        touch(t, index, now);
+    if (!sessid_id_is_v4(id))
+        return SESSID_EINVAL;
+    enter(t, &now);
+    uint32_t slot = find_live(t, digest, now);
+    int rc = SESSID_OK;
+    if (slot == NIL) {
+        rc = insert_entry(t, digest, id, now, &slot);
+    } else {
+        memcpy(t->slots[slot].id, id, SESSID_ID_LEN);
+        touch(t, slot, now);
     }
-    leave(t);
+    unlock_table(t);
     return rc;
 }
 
 int sessid_table_purge(sessid_table *t, double now, size_t *reclaimed)
 {
-    int rc = enter(t, &now);
-    if (rc != SESSID_OK)
-        return rc;
+    enter(t, &now);
     size_t done = reclaim_expired(t, now, SIZE_MAX);
-    leave(t);
+    unlock_table(t);
     if (reclaimed != NULL)
         *reclaimed = done;
     return SESSID_OK;
@@ -485,58 +544,42 @@ int sessid_table_purge(sessid_table *t, double now, size_t *reclaimed)
 
 int sessid_table_live(sessid_table *t, double now, size_t *live)
 {
-    int rc = enter(t, &now);
-    if (rc != SESSID_OK)
-        return rc;
+    enter(t, &now);
     reclaim_expired(t, now, SIZE_MAX);
     *live = t->count;
-    leave(t);
+    unlock_table(t);
     return SESSID_OK;
 }
 
 int sessid_table_clear(sessid_table *t)
 {
-    if (pthread_mutex_lock(&t->lock) != 0)
-        return SESSID_ESTATE;
-    free(t->entries);
+    lock_table(t);
+    if (t->slots != NULL)
+        memset(t->slots, 0, t->capacity * sizeof *t->slots);
     free(t->slots);
-    t->entries = NULL;
     t->slots = NULL;
-    t->slot_mask = 0;
-    t->capacity = t->used = t->count = 0;
-    t->free_list = t->oldest = t->newest = NIL;
-    pthread_mutex_unlock(&t->lock);
+    t->capacity = t->count = 0;
+    t->oldest = t->newest = NIL;
+    unlock_table(t);
     return SESSID_OK;
-}
-
-static size_t storage_size(const sessid_table *t)
-{
-    size_t slots = t->slots == NULL ? 0 : (t->slot_mask + 1) * sizeof *t->slots;
-    return (size_t)t->capacity * sizeof *t->entries + slots;
 }
 
 size_t sessid_table_footprint(sessid_table *t)
 {
-    pthread_mutex_lock(&t->lock);
-    size_t size = storage_size(t);
-    pthread_mutex_unlock(&t->lock);
+    lock_table(t);
+    size_t size = t->capacity * sizeof *t->slots;
+    unlock_table(t);
     return size;
 }
 
 int sessid_table_dump(sessid_table *t, uint8_t **out, size_t *len)
 {
-    if (pthread_mutex_lock(&t->lock) != 0)
-        return SESSID_ESTATE;
-    size_t entries = (size_t)t->capacity * sizeof *t->entries;
-    size_t total = storage_size(t);
+    lock_table(t);
+    size_t total = t->capacity * sizeof *t->slots;
     uint8_t *buf = malloc(total > 0 ? total : 1);
-    if (buf != NULL) {
-        if (entries > 0)
-            memcpy(buf, t->entries, entries);
-        if (total > entries)
-            memcpy(buf + entries, t->slots, total - entries);
-    }
-    pthread_mutex_unlock(&t->lock);
+    if (buf != NULL && total > 0)
+        memcpy(buf, t->slots, total);
+    unlock_table(t);
     if (buf == NULL)
         return SESSID_ENOMEM;
     *out = buf;

@@ -1,6 +1,8 @@
 /* The in-process table: SHA-256 digest of an API key -> session id, with a sliding TTL.
  *
- * Keys are the 32-byte digests only; the table never sees a raw API key. An entry used at time t
+ * Keys are the 32-byte digests only; the table never sees a raw API key. An entry is one 64-byte
+ * cache line (digest, id, time of last use, links), held in an open-addressing table that is kept
+ * between 2/3 and 4/5 full: at most 96 bytes of memory per entry. An entry used at time t
  * (in the caller's clock, in seconds) expires at t + ttl, and an entry whose expiry is at or before
  * `now` is gone. Because every entry has the same TTL, the order of last use is also the order of
  * expiry: entries sit on one list from least to most recently used, and each call reclaims at most
@@ -11,10 +13,10 @@
  * Time never runs backwards inside a table: a `now` older than the latest one seen counts as that
  * latest one, so a clock that steps back freezes the table's time instead of reordering it.
  *
- * Every function is safe to call from any number of threads at once on the same table. A table
- * stays usable in both processes after fork(), even when another thread was inside it at the
- * moment of the fork. Functions return 0 or a negative SESSID_E* status (status.h); besides the
- * statuses each one names, any of them returns SESSID_ESTATE if the table's lock cannot be taken.
+ * Every function is safe to call from any number of threads at once on the same table; each holds
+ * the table's lock for O(1) work, except purge, live and clear, and an insert that grows the table.
+ * A table stays usable in both processes after fork(), even when another thread was inside it at
+ * the moment of the fork. Functions return 0 or a negative SESSID_E* status (status.h).
  */
 #ifndef SESSID_TABLE_H
 #define SESSID_TABLE_H
@@ -26,7 +28,7 @@
 #include "idgen.h"
 
 /* The most entries a table can hold, with or without max_entries. */
-#define SESSID_TABLE_LIMIT ((uint64_t)1 << 31)
+#define SESSID_TABLE_LIMIT ((uint64_t)1 << 30)
 
 typedef struct sessid_table sessid_table;
 
@@ -64,8 +66,9 @@ int sessid_table_get_or_create(sessid_table *table, const uint8_t digest[SESSID_
 int sessid_table_peek(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN], double now,
                       double window, uint8_t id[SESSID_ID_LEN], int *found);
 
-/* Stores id for digest with its expiry at now + ttl, replacing any entry digest had.
- * Returns 0, SESSID_ENOMEM or SESSID_EFULL; the table is unchanged on failure. */
+/* Stores id (a version 4 UUID) for digest with its expiry at now + ttl, replacing any entry digest
+ * had. Returns 0, SESSID_EINVAL (id is not version 4), SESSID_ENOMEM or SESSID_EFULL; the table is
+ * unchanged on failure. */
 int sessid_table_put(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN],
                      const uint8_t id[SESSID_ID_LEN], double now);
 
@@ -82,14 +85,14 @@ int sessid_table_live(sessid_table *table, double now, size_t *live);
 /* Adds one to a counter. */
 void sessid_table_count(sessid_table *table, enum sessid_stat stat);
 
-/* Copies the counters to *out. */
+/* Copies the counters to *out, as one consistent snapshot. */
 void sessid_table_stats(sessid_table *table, sessid_stats *out);
 
 /* Bytes of memory the table holds beyond its own fixed struct. */
 size_t sessid_table_footprint(sessid_table *table);
 
-/* For tests that check what the table keeps: copies every byte of the table's storage (the entry
- * array and the index) into one buffer. On success *out is a buffer of *len bytes that the caller
+/* For tests that check what the table keeps: copies every byte of the table's storage into one
+ * buffer. On success *out is a buffer of *len bytes that the caller
  * frees with free(). Returns 0 or SESSID_ENOMEM. */
 int sessid_table_dump(sessid_table *table, uint8_t **out, size_t *len);
 

@@ -3,6 +3,7 @@
 #define SESSID_TEST_CHECK_H
 
 #include <stdio.h>
+#include <time.h>
 
 extern int check_failures;
 
@@ -27,8 +28,14 @@ extern int check_failures;
 #define RUN(test)                                                                          \
     do {                                                                                   \
         int before_ = check_failures;                                                      \
+        struct timespec start_, end_;                                                      \
+        clock_gettime(CLOCK_MONOTONIC, &start_);                                           \
         test();                                                                            \
-        printf("%s %s\n", check_failures == before_ ? "ok  " : "FAIL", #test);             \
+        clock_gettime(CLOCK_MONOTONIC, &end_);                                             \
+        printf("%s %-45s %8.1f ms\n", check_failures == before_ ? "ok  " : "FAIL", #test,  \
+               (double)(end_.tv_sec - start_.tv_sec) * 1e3                                 \
+                   + (double)(end_.tv_nsec - start_.tv_nsec) / 1e6);                       \
+        fflush(stdout);                                                                    \
     } while (0)
 
 #endif

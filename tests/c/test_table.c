@@ -28,7 +28,7 @@ static int lookup(sessid_table *t, int n, double now, uint8_t id[SESSID_ID_LEN])
     return created;
 }
 
-static size_t live(sessid_table *t, double now)
+static size_t live_count(sessid_table *t, double now)
 {
     size_t n = 0;
     CHECK_STATUS(sessid_table_live(t, now, &n), SESSID_OK);
@@ -63,7 +63,7 @@ static void same_key_same_id_other_key_other_id(void)
     CHECK(memcmp(a, again, SESSID_ID_LEN) == 0);
     CHECK(lookup(t, 2, 2, b) == 1);
     CHECK(memcmp(a, b, SESSID_ID_LEN) != 0);
-    CHECK(live(t, 3) == 2);
+    CHECK(live_count(t, 3) == 2);
     sessid_table_free(t);
 }
 
@@ -89,7 +89,7 @@ static void time_never_runs_backwards(void)
     CHECK(lookup(t, 1, 50, id) == 0);                 /* counts as 105: renews key 1 to 115 */
     CHECK(memcmp(first, id, SESSID_ID_LEN) == 0);
     CHECK(lookup(t, 1, 114.5, id) == 0);
-    CHECK(live(t, 115.1) == 1);                       /* key 2 expired at 115, key 1 lives on */
+    CHECK(live_count(t, 115.1) == 1);                       /* key 2 expired at 115, key 1 lives on */
     sessid_table_free(t);
 }
 
@@ -102,7 +102,7 @@ static void evicts_least_recently_used(void)
     lookup(t, 3, 2, id);
     lookup(t, 1, 3, id);                              /* key 1 is now the most recent */
     CHECK(lookup(t, 4, 4, id) == 1);                  /* evicts key 2 */
-    CHECK(live(t, 5) == 3);
+    CHECK(live_count(t, 5) == 3);
     CHECK(lookup(t, 1, 6, id) == 0);
     CHECK(memcmp(id, id1, SESSID_ID_LEN) == 0);
     CHECK(lookup(t, 3, 7, id) == 0);
@@ -149,7 +149,7 @@ static void grows_and_finds_every_entry(void)
         CHECK(lookup(t, i, 200 + i * 1e-3, id) == 0);
         CHECK(memcmp(id, ids[i], SESSID_ID_LEN) == 0);
     }
-    CHECK(live(t, 400) == GROWN);
+    CHECK(live_count(t, 400) == GROWN);
     CHECK(sessid_table_footprint(t) <= (size_t)GROWN * 64 * 2 + (size_t)GROWN * 16);
     free(ids);
     sessid_table_free(t);
@@ -169,10 +169,10 @@ static void expiry_is_reclaimed_a_little_per_call(void)
     size_t reclaimed = 0;
     CHECK_STATUS(sessid_table_purge(t, 50, &reclaimed), SESSID_OK);
     CHECK(reclaimed + stats.counters[SESSID_STAT_EXPIRED] == 1000);
-    CHECK(live(t, 50) == 1);
+    CHECK(live_count(t, 50) == 1);
     for (int i = 0; i < 1000; i++)                    /* re-filling reuses the freed entries */
         CHECK(lookup(t, i, 51, id) == 1);
-    CHECK(live(t, 52) == 1001);
+    CHECK(live_count(t, 52) == 1001);
     sessid_table_free(t);
 }
 
@@ -212,7 +212,7 @@ static void peek_sees_only_recent_entries(void)
     CHECK_STATUS(sessid_table_put(t, digest, id, 11), SESSID_OK);   /* put replaces */
     CHECK_STATUS(sessid_table_peek(t, digest, 12, 10, seen, &found), SESSID_OK);
     CHECK(found == 1 && memcmp(seen, id, SESSID_ID_LEN) == 0);
-    CHECK(live(t, 12) == 1);
+    CHECK(live_count(t, 12) == 1);
     sessid_table_free(t);
 }
 
@@ -223,7 +223,7 @@ static void clear_drops_everything(void)
     lookup(t, 1, 0, first);
     lookup(t, 2, 0, id);
     CHECK_STATUS(sessid_table_clear(t), SESSID_OK);
-    CHECK(live(t, 0) == 0);
+    CHECK(live_count(t, 0) == 0);
     CHECK(sessid_table_footprint(t) == 0);
     CHECK(lookup(t, 1, 1, id) == 1);
     CHECK(memcmp(first, id, SESSID_ID_LEN) != 0);
@@ -301,6 +301,7 @@ static void threads_agree_on_one_id(void)
 
 struct churn {
     sessid_table *table;
+    int light;                      /* pause between calls: valgrind runs one thread at a time */
     atomic_int stop;
     atomic_long calls;
     uint8_t digests[CHURN_KEYS][SESSID_DIGEST_LEN];
@@ -316,6 +317,8 @@ static void *churn_table(void *arg)
     for (int i = 0; !atomic_load(&c->stop); i++) {
         sessid_table_get_or_create(c->table, c->digests[i % CHURN_KEYS], i, id, &created);
         atomic_fetch_add(&c->calls, 1);
+        if (c->light)
+            usleep(100);
     }
     return NULL;
 }
@@ -325,17 +328,20 @@ static void *churn_table(void *arg)
 static void fork_while_another_thread_is_inside(void)
 {
     sessid_table *t = new_table(5, 0);
+    /* Under valgrind (make valgrind sets SESSID_TEST_LIGHT) every fork copies the whole tool. */
+    int light = getenv("SESSID_TEST_LIGHT") != NULL;
     static struct churn c;
     c.table = t;
+    c.light = light;
     atomic_init(&c.stop, 0);
     atomic_init(&c.calls, 0);
     for (int i = 0; i < CHURN_KEYS; i++)
         digest_of(i, c.digests[i]);
     pthread_t thread;
     CHECK(pthread_create(&thread, NULL, churn_table, &c) == 0);
-    for (int round = 0; round < 20; round++) {
+    for (int round = 0; round < (light ? 3 : 20); round++) {
         long before = atomic_load(&c.calls);
-        while (atomic_load(&c.calls) < before + 1000)
+        while (atomic_load(&c.calls) < before + (light ? 10 : 1000))
             sched_yield();
         pid_t child = fork();
         CHECK(child >= 0);
@@ -359,6 +365,102 @@ static void fork_while_another_thread_is_inside(void)
     sessid_table_free(t);
 }
 
+/* A tiny model of the table's semantics, checked against it over random operations with time moving
+ * forward (and sometimes back), expiry, and eviction by max_entries. */
+#define MODEL_KEYS 300
+#define MODEL_MAX 64
+
+struct model_entry {
+    int present;
+    uint8_t id[SESSID_ID_LEN];
+    double last_use;
+    unsigned long order;            /* when it was last used, to break ties in last_use */
+};
+
+static int model_live(const struct model_entry *model, double clock)
+{
+    int live = 0;
+    for (int i = 0; i < MODEL_KEYS; i++)
+        live += model[i].present && model[i].last_use + 10 > clock;
+    return live;
+}
+
+static unsigned long next_random(unsigned long *state)
+{
+    *state = *state * 6364136223846793005ul + 1442695040888963407ul;
+    return *state >> 33;
+}
+
+static void model_matches_random_operations(void)
+{
+    sessid_table *t = new_table(10, MODEL_MAX);
+    static struct model_entry model[MODEL_KEYS];
+    static uint8_t digests[MODEL_KEYS][SESSID_DIGEST_LEN];
+    memset(model, 0, sizeof model);
+    for (int k = 0; k < MODEL_KEYS; k++)
+        digest_of(k, digests[k]);
+    unsigned long rng = 42, order = 0;
+    double now = 0, clock = 0;
+    int mismatches = 0;
+    for (int step = 0; step < 100000 && mismatches < 5; step++) {
+        unsigned long r = next_random(&rng);
+        now += (r % 100 == 0) ? -3.0 : (double)(r % 7) * 0.25;
+        if (now > clock)
+            clock = now;
+        int k = (int)(next_random(&rng) % (r % 3 == 0 ? 40 : MODEL_KEYS));
+        struct model_entry *m = &model[k];
+        int expect_created = !(m->present && m->last_use + 10 > clock);
+        if (expect_created && model_live(model, clock) >= MODEL_MAX) {
+            int lru = -1;
+            for (int i = 0; i < MODEL_KEYS; i++)
+                if (model[i].present && model[i].last_use + 10 > clock
+                    && (lru < 0 || model[i].order < model[lru].order))
+                    lru = i;
+            model[lru].present = 0;
+        }
+        uint8_t id[SESSID_ID_LEN];
+        int created = -1;
+        CHECK_STATUS(sessid_table_get_or_create(t, digests[k], now, id, &created), SESSID_OK);
+        if (created != expect_created || (!created && memcmp(id, m->id, SESSID_ID_LEN) != 0)) {
+            fprintf(stderr, "step %d key %d: created %d, model says %d\n", step, k, created,
+                    expect_created);
+            mismatches++;
+        }
+        m->present = 1;
+        memcpy(m->id, id, SESSID_ID_LEN);
+        m->last_use = clock;
+        m->order = ++order;
+        if (step % 1000 == 0)
+            CHECK(live_count(t, clock) == (size_t)model_live(model, clock));
+    }
+    CHECK(mismatches == 0);
+    sessid_table_free(t);
+}
+
+static void memory_stays_within_96_bytes_an_entry(void)
+{
+    sessid_table *t = new_table(3600, 0);
+    uint8_t id[SESSID_ID_LEN];
+    for (int i = 0; i < 100000; i++) {
+        lookup(t, i, 0, id);
+        if (i >= 1000 && i % 997 == 0)
+            CHECK(sessid_table_footprint(t) <= (size_t)(i + 1) * 96);
+    }
+    sessid_table_free(t);
+}
+
+static void put_takes_only_version_4_ids(void)
+{
+    sessid_table *t = new_table(100, 0);
+    uint8_t digest[SESSID_DIGEST_LEN], id[SESSID_ID_LEN] = {0};
+    digest_of(1, digest);
+    CHECK_STATUS(sessid_table_put(t, digest, id, 0), SESSID_EINVAL);
+    id[6] = 0x40;
+    CHECK_STATUS(sessid_table_put(t, digest, id, 0), SESSID_OK);
+    CHECK(live_count(t, 0) == 1);
+    sessid_table_free(t);
+}
+
 void test_table(void)
 {
     RUN(rejects_bad_settings);
@@ -373,6 +475,9 @@ void test_table(void)
     RUN(peek_sees_only_recent_entries);
     RUN(clear_drops_everything);
     RUN(dump_holds_digests_and_ids_only);
+    RUN(model_matches_random_operations);
+    RUN(memory_stays_within_96_bytes_an_entry);
+    RUN(put_takes_only_version_4_ids);
     RUN(threads_agree_on_one_id);
     RUN(fork_while_another_thread_is_inside);
 }
