@@ -43,20 +43,23 @@ struct sessid_table {
     struct entry *slots;
     size_t capacity;
     size_t count;
+    _Atomic(struct entry *) prefetch_slots;     /* copies of slots and capacity for the lock-free */
+    atomic_size_t prefetch_capacity;            /* prefetch hint; they may be out of date */
     uint32_t oldest, newest;
     uint64_t stats[SESSID_STAT_COUNT];
     sessid_table *registry_prev, *registry_next;
 };
 
 /* ---- the lock ----
- * A futex lock (0 free, 1 held, 2 held with sleepers) held only for O(1) work, except while purging,
- * clearing or growing. Releasing an uncontended lock is a plain store: a locked instruction there
- * would wait for the stores to the list neighbours to reach memory, which costs a cache miss on
- * every hit of a large table. The price is a race with a thread that starts to sleep just as the
- * lock is released; sleepers therefore wake up every millisecond to look again. */
+ * Held only for O(1) work, except while purging, clearing or growing. Its release is a plain store:
+ * a locked instruction there (or even a read of the lock word to see whether anyone waits) would
+ * wait for the stores to the list neighbours to reach memory, which costs about a cache miss on
+ * every hit of a large table. As the release wakes no one, a waiter spins a little, then naps on a
+ * futex for a growing time (20 us, doubling up to 1 ms) and looks again. */
 
 #define SPINS 100
-#define SLEEP_NS 1000000
+#define FIRST_NAP_NS 20000
+#define LONGEST_NAP_NS 1000000
 
 static void cpu_relax(void)
 {
@@ -69,31 +72,24 @@ static void cpu_relax(void)
 
 static void lock_table(sessid_table *t)
 {
-    int expected = 0;
-    if (atomic_compare_exchange_strong_explicit(&t->lock, &expected, 1, memory_order_acquire,
-                                                memory_order_relaxed))
-        return;
-    for (int spins = 0; spins < SPINS; spins++) {
-        expected = 0;
-        if (atomic_load_explicit(&t->lock, memory_order_relaxed) == 0
-            && atomic_compare_exchange_weak_explicit(&t->lock, &expected, 1, memory_order_acquire,
-                                                     memory_order_relaxed))
-            return;
-        cpu_relax();
+    long nap_ns = FIRST_NAP_NS;
+    int spins = 0;
+    while (atomic_exchange_explicit(&t->lock, 1, memory_order_acquire) != 0) {
+        while (atomic_load_explicit(&t->lock, memory_order_relaxed) != 0) {
+            if (spins++ < SPINS) {
+                cpu_relax();
+                continue;
+            }
+            struct timespec nap = {0, nap_ns};
+            syscall(SYS_futex, &t->lock, FUTEX_WAIT_PRIVATE, 1, &nap, NULL, 0);
+            nap_ns = nap_ns * 2 < LONGEST_NAP_NS ? nap_ns * 2 : LONGEST_NAP_NS;
+        }
     }
-    const struct timespec nap = {0, SLEEP_NS};
-    while (atomic_exchange_explicit(&t->lock, 2, memory_order_acquire) != 0)
-        syscall(SYS_futex, &t->lock, FUTEX_WAIT_PRIVATE, 2, &nap, NULL, 0);
 }
 
 static void unlock_table(sessid_table *t)
 {
-    if (atomic_load_explicit(&t->lock, memory_order_relaxed) == 1) {
-        atomic_store_explicit(&t->lock, 0, memory_order_release);
-        return;
-    }
-    atomic_store_explicit(&t->lock, 0, memory_order_seq_cst);
-    syscall(SYS_futex, &t->lock, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    atomic_store_explicit(&t->lock, 0, memory_order_release);
 }
 
 /* ---- every live table, so fork() can take all their locks ---- */
@@ -332,6 +328,12 @@ static size_t reclaim_expired(sessid_table *t, double now, size_t budget)
     return done;
 }
 
+static void publish_for_prefetch(sessid_table *t)
+{
+    atomic_store_explicit(&t->prefetch_slots, t->slots, memory_order_relaxed);
+    atomic_store_explicit(&t->prefetch_capacity, t->capacity, memory_order_relaxed);
+}
+
 /* Re-places every entry in a table of `capacity` slots, keeping the use order. Old slots are read
  * in order, so the new table is written almost in order too; the links are then translated through
  * a map of old slot to new slot. The table is unchanged on failure. */
@@ -371,6 +373,7 @@ static int resize(sessid_table *t, size_t capacity)
     free(t->slots);
     t->slots = slots;
     t->capacity = capacity;
+    publish_for_prefetch(t);
     return SESSID_OK;
 }
 
@@ -453,6 +456,8 @@ int sessid_table_new(double ttl, uint64_t max_entries, sessid_table **out)
     }
     memcpy(t->seed, seed, sizeof seed);
     atomic_init(&t->lock, 0);
+    atomic_init(&t->prefetch_slots, NULL);
+    atomic_init(&t->prefetch_capacity, 0);
     t->ttl = ttl;
     t->max_entries = (uint32_t)max_entries;
     t->clock = -INFINITY;
@@ -532,6 +537,16 @@ int sessid_table_put(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
     return rc;
 }
 
+void sessid_table_prefetch(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
+{
+    /* A prefetch never faults, so a stale pointer (the table grew meanwhile) is harmless. */
+    struct entry *slots = atomic_load_explicit(&t->prefetch_slots, memory_order_relaxed);
+    size_t capacity = atomic_load_explicit(&t->prefetch_capacity, memory_order_relaxed);
+    if (slots != NULL && capacity > 0)
+        __builtin_prefetch((const void *)((uintptr_t)slots
+                                          + home_of(t, digest, capacity) * sizeof(struct entry)));
+}
+
 int sessid_table_purge(sessid_table *t, double now, size_t *reclaimed)
 {
     enter(t, &now);
@@ -560,6 +575,7 @@ int sessid_table_clear(sessid_table *t)
     t->slots = NULL;
     t->capacity = t->count = 0;
     t->oldest = t->newest = NIL;
+    publish_for_prefetch(t);
     unlock_table(t);
     return SESSID_OK;
 }

@@ -72,6 +72,10 @@ int sessid_table_peek(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LE
 int sessid_table_put(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN],
                      const uint8_t id[SESSID_ID_LEN], double now);
 
+/* A hint that a lookup of digest follows soon: starts fetching the memory it will read. Safe to
+ * call at any time from any thread, without the lock; it changes nothing. */
+void sessid_table_prefetch(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN]);
+
 /* Reclaims every expired entry; *reclaimed (may be NULL) receives how many. Takes time in
  * proportion to that number. Returns 0. */
 int sessid_table_purge(sessid_table *table, double now, size_t *reclaimed);

@@ -40,7 +40,8 @@ typedef struct StoreObject {
     sessid_state *state;        /* the module's; the type keeps the module alive */
     sessid_table *table;
     PyObject *kv;               /* NULL in local mode */
-    PyObject *clock;            /* NULL: the C core's monotonic clock */
+    PyObject *clock;            /* NULL: monotonic_clock */
+    sessid_clock_fn monotonic_clock;    /* the coarse clock when its ticks are under ttl / 1000 */
     PyObject *prefix;           /* str */
     char *prefix_utf8;          /* PyMem copy of the prefix's UTF-8 */
     Py_ssize_t prefix_len;

@@ -129,7 +129,7 @@ static int digest_api_key(sessid_state *st, PyObject *api_key, uint8_t digest[SE
 static int store_now(StoreObject *self, double *now)
 {
     if (self->clock == NULL) {
-        *now = sessid_clock_now();
+        *now = self->monotonic_clock();
         if (*now < 0) {
             PyErr_SetFromErrno(PyExc_OSError);
             return -1;
@@ -255,17 +255,28 @@ static PyObject *kv_lookup(StoreObject *self, const uint8_t digest[SESSID_DIGEST
     return result;
 }
 
+/* Hashes api_key and reads the clock; starts fetching the key's table slot in between. Returns 0,
+ * with *empty set for an empty key (then digest and now are unused), or -1. */
+static int prepare(StoreObject *self, PyObject *api_key, uint8_t digest[SESSID_DIGEST_LEN],
+                   int *empty, double *now)
+{
+    if (digest_api_key(self->state, api_key, digest, empty) < 0)
+        return -1;
+    if (*empty)
+        return 0;
+    sessid_table_prefetch(self->table, digest);
+    return store_now(self, now);
+}
+
 PyObject *sessid_store_get(StoreObject *self, PyObject *api_key, int required)
 {
     uint8_t digest[SESSID_DIGEST_LEN];
     int empty;
     double now;
-    if (digest_api_key(self->state, api_key, digest, &empty) < 0)
+    if (prepare(self, api_key, digest, &empty, &now) < 0)
         return NULL;
     if (empty)
         return sessid_fresh_id(self->state);
-    if (store_now(self, &now) < 0)
-        return NULL;
     if (!self->kv_mode)
         return sessid_store_local(self, digest, now);
     return kv_lookup(self, digest, now, required);
@@ -291,12 +302,10 @@ static PyObject *make_call(StoreObject *self, PyObject *api_key, int required)
     int empty;
     double now;
     PyObject *value = NULL;
-    if (digest_api_key(self->state, api_key, digest, &empty) < 0)
+    if (prepare(self, api_key, digest, &empty, &now) < 0)
         value = NULL;
     else if (empty)
         value = sessid_fresh_id(self->state);
-    else if (store_now(self, &now) < 0)
-        value = NULL;
     else if (!self->kv_mode)
         value = sessid_store_local(self, digest, now);
     else if (kv_still_there(self) < 0)
@@ -708,6 +717,7 @@ static PyObject *store_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         Py_DECREF(self);
         return NULL;
     }
+    self->monotonic_clock = sessid_clock_for(self->ttl / 1000);
     self->proto.ttl = (uint64_t)ceil(self->ttl);
     self->proto.table = self->table;
     self->proto.keep_local = self->refresh_after > 0 || self->on_kv_error == ON_KV_ERROR_LOCAL;

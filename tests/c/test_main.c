@@ -7,6 +7,7 @@ int check_failures;
 
 int main(void)
 {
+    test_clock();
     test_digest();
     test_idgen();
     test_table();

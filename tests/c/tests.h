@@ -2,6 +2,7 @@
 #ifndef SESSID_TESTS_H
 #define SESSID_TESTS_H
 
+void test_clock(void);
 void test_digest(void);
 void test_idgen(void);
 void test_table(void);
