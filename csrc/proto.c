@@ -1,5 +1,6 @@
 #include "proto.h"
 
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -47,6 +48,7 @@ static int take_value(sessid_proto *run, const sessid_kv_value *v)
 
 static void set_op(sessid_proto *run, sessid_op_kind kind)
 {
+    assert(run->state != DONE);
     run->op.kind = kind;
     int writes = kind == SESSID_OP_SET_NX || kind == SESSID_OP_SET_NX_GET;
     run->op.value = writes ? run->candidate : NULL;
@@ -62,6 +64,7 @@ static int fail(sessid_proto *run, int status)
 
 static int succeed(sessid_proto *run, int created)
 {
+    assert(run->value_len >= 1 && run->value_len <= SESSID_VALUE_MAX);
     const sessid_proto_config *config = run->config;
     uint8_t id[SESSID_ID_LEN];
     run->created = created;

@@ -3,10 +3,12 @@
 #endif
 #include "table.h"
 
+#include <assert.h>
 #include <linux/futex.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,8 +24,8 @@
 #define NIL UINT32_MAX
 #define MIN_SLOTS 64
 #define RECLAIM_PER_CALL 2
-#define MAX_LOAD 0.8        /* grow beyond 80% full ... */
-#define GROWTH 1.2          /* ... by 20%: the table stays at least 2/3 full, <= 96 bytes an entry */
+#define MAX_LOAD 0.85       /* grow beyond 85% full ... */
+#define GROWTH 1.2          /* ... by 20%: it stays at least 70% full, <= 91 bytes an entry */
 
 struct entry {
     uint8_t digest[SESSID_DIGEST_LEN];
@@ -266,6 +268,7 @@ static void link_newest(sessid_table *t, uint32_t slot)
 
 static void touch(sessid_table *t, uint32_t slot, double now)
 {
+    assert(now >= t->slots[slot].last_use);
     t->slots[slot].last_use = now;
     if (t->newest != slot) {
         unlink_slot(t, slot);
@@ -299,6 +302,7 @@ static int is_expired(const sessid_table *t, const struct entry *e, double now)
  * back where they may, so no tombstones are left and lookups stay short. */
 static void release_slot(sessid_table *t, uint32_t slot)
 {
+    assert(slot < t->capacity && occupied(&t->slots[slot]) && t->count > 0);
     unlink_slot(t, slot);
     t->count--;
     size_t hole = slot;
@@ -328,6 +332,32 @@ static size_t reclaim_expired(sessid_table *t, double now, size_t budget)
     return done;
 }
 
+/* Slot arrays of at least this many bytes get pages of their own from the kernel, and give them back
+ * when freed: from malloc's heap, the arrays a table has grown out of would stay resident. */
+#define OWN_PAGES_FROM (64 * 1024)
+
+static struct entry *alloc_slots(size_t capacity)
+{
+    size_t bytes = capacity * sizeof(struct entry);
+    if (bytes < OWN_PAGES_FROM)
+        return calloc(capacity, sizeof(struct entry));
+    void *pages = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return pages == MAP_FAILED ? NULL : pages;
+}
+
+/* Wipes (digests and ids do not linger in freed memory) and frees a slot array. */
+static void free_slots(struct entry *slots, size_t capacity)
+{
+    if (slots == NULL)
+        return;
+    size_t bytes = capacity * sizeof(struct entry);
+    memset(slots, 0, bytes);
+    if (bytes < OWN_PAGES_FROM)
+        free(slots);
+    else
+        munmap(slots, bytes);
+}
+
 static void publish_for_prefetch(sessid_table *t)
 {
     atomic_store_explicit(&t->prefetch_slots, t->slots, memory_order_relaxed);
@@ -339,10 +369,10 @@ static void publish_for_prefetch(sessid_table *t)
  * a map of old slot to new slot. The table is unchanged on failure. */
 static int resize(sessid_table *t, size_t capacity)
 {
-    struct entry *slots = calloc(capacity, sizeof *slots);
+    struct entry *slots = alloc_slots(capacity);
     uint32_t *moved_to = malloc((t->capacity > 0 ? t->capacity : 1) * sizeof *moved_to);
     if (slots == NULL || moved_to == NULL) {
-        free(slots);
+        free_slots(slots, capacity);
         free(moved_to);
         return SESSID_ENOMEM;
     }
@@ -368,9 +398,7 @@ static int resize(sessid_table *t, size_t capacity)
         t->newest = moved_to[t->newest];
     }
     free(moved_to);
-    if (t->slots != NULL)
-        memset(t->slots, 0, t->capacity * sizeof *t->slots);
-    free(t->slots);
+    free_slots(t->slots, t->capacity);
     t->slots = slots;
     t->capacity = capacity;
     publish_for_prefetch(t);
@@ -403,6 +431,8 @@ static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN]
         if (rc != SESSID_OK)
             return rc;
     }
+    assert(find_slot(t, digest) == NIL);
+    assert((double)(t->count + 1) <= MAX_LOAD * (double)t->capacity + 1);
     size_t s = home_slot(t, digest);
     while (occupied(&t->slots[s]))
         s = next_slot(s, t->capacity);
@@ -477,9 +507,7 @@ void sessid_table_free(sessid_table *t)
     if (t == NULL)
         return;
     registry_remove(t);
-    if (t->slots != NULL)
-        memset(t->slots, 0, t->capacity * sizeof *t->slots);
-    free(t->slots);
+    free_slots(t->slots, t->capacity);
     free(t);
 }
 
@@ -569,9 +597,7 @@ int sessid_table_live(sessid_table *t, double now, size_t *live)
 int sessid_table_clear(sessid_table *t)
 {
     lock_table(t);
-    if (t->slots != NULL)
-        memset(t->slots, 0, t->capacity * sizeof *t->slots);
-    free(t->slots);
+    free_slots(t->slots, t->capacity);
     t->slots = NULL;
     t->capacity = t->count = 0;
     t->oldest = t->newest = NIL;

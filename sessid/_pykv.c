@@ -269,6 +269,7 @@ static int perform(void *ctx, sessid_op_kind kind, const char *value, size_t val
                    uint64_t ttl, sessid_kv_value *out)
 {
     pykv *b = ctx;
+    assert(!PyErr_Occurred());
     sessid_op op = {.kind = kind, .value = value, .value_len = value_len, .ttl = ttl};
     int status;
     PyObject *result = sessid_pykv_call(b, &op, &status);

@@ -23,6 +23,7 @@ PyObject *sessid_raise_status(sessid_state *state, int status)
 
 PyObject *sessid_take_exception(void)
 {
+    assert(PyErr_Occurred());
 #if PY_VERSION_HEX >= 0x030C0000
     return PyErr_GetRaisedException();
 #else

@@ -204,6 +204,7 @@ PyObject *sessid_store_finish(StoreObject *self, const sessid_proto *run, pykv *
     const char *text;
     size_t len;
     int rc = sessid_proto_result(run, &text, &len);
+    assert(!PyErr_Occurred());
     if (rc == SESSID_OK)
         return ascii_str(text, len);
     if (!is_kv_failure(rc))

@@ -101,9 +101,10 @@ def run(args: argparse.Namespace) -> int:
         if "zipf" in only:
             show("zipf", work.zipf_mix())
         if "expiry" in only:
-            mean, worst = work.expiry()
+            mean, worst, growth = work.expiry()
             show("expiry_mean", mean)
             show("expiry_worst", worst)
+            show("growth_worst", growth)
             show("purge", work.purge())
     if "memory" in only:
         show("memory", memory.table(int(1_000_000 * scale)))

@@ -1,0 +1,270 @@
+/* libFuzzer target for the C core: drives the table and the protocol state machine with keys, clock
+ * moves and KV replies taken from the input, and checks the table against a small model.
+ *
+ *   clang -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_core.c csrc/(*).c -lcrypto -luuid
+ *
+ * Input: the first byte sets max_entries (0 = none), the rest is a sequence of commands. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../csrc/sessid.h"
+
+#define KEYS 24
+#define TTL 8.0
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+} input;
+
+static int take(input *in)
+{
+    if (in->size == 0)
+        return -1;
+    in->size--;
+    return *in->data++;
+}
+
+/* The model: what the table must answer, from sessid's documented semantics alone. */
+struct model_entry {
+    int present;
+    uint8_t id[SESSID_ID_LEN];
+    double last_use;
+    unsigned long order;
+};
+
+struct model {
+    struct model_entry keys[KEYS];
+    unsigned long order;
+    double clock;
+    unsigned max_entries;
+};
+
+static int model_live(const struct model *m, int k)
+{
+    return m->keys[k].present && m->keys[k].last_use + TTL > m->clock;
+}
+
+static size_t model_count(const struct model *m)
+{
+    size_t n = 0;
+    for (int k = 0; k < KEYS; k++)
+        n += (size_t)model_live(m, k);
+    return n;
+}
+
+static void model_evict_if_full(struct model *m)
+{
+    if (m->max_entries == 0 || model_count(m) < m->max_entries)
+        return;
+    int lru = -1;
+    for (int k = 0; k < KEYS; k++)
+        if (model_live(m, k) && (lru < 0 || m->keys[k].order < m->keys[lru].order))
+            lru = k;
+    m->keys[lru].present = 0;
+}
+
+static void model_use(struct model *m, int k, const uint8_t id[SESSID_ID_LEN])
+{
+    m->keys[k].present = 1;
+    memcpy(m->keys[k].id, id, SESSID_ID_LEN);
+    m->keys[k].last_use = m->clock;
+    m->keys[k].order = ++m->order;
+}
+
+static void advance(double *now, int byte)
+{
+    /* Mostly forward in small steps; now and then far back, which the table must treat as still. */
+    *now += byte < 0 ? 0 : byte >= 250 ? -100.0 : (double)(byte % 16) * 0.5;
+}
+
+/* The table learns the time from the calls that pass it `now`; so does the model. */
+static void tell_time(struct model *m, double now)
+{
+    if (now > m->clock)
+        m->clock = now;
+}
+
+/* ---- a KV whose every reply comes from the input ---- */
+
+struct scripted_kv {
+    input *in;
+    char value[300];
+};
+
+static int scripted_reply(struct scripted_kv *kv, sessid_kv_value *out)
+{
+    static const int statuses[] = {SESSID_OK, SESSID_OK, SESSID_OK, SESSID_EKV,
+                                   SESSID_EUNSUPPORTED, SESSID_ENOREPLY, SESSID_EVALUE};
+    int pick = take(kv->in);
+    int status = statuses[(pick < 0 ? 0 : pick) % 7];
+    int len = take(kv->in);
+    if (out != NULL) {
+        out->found = len >= 0 && len % 4 != 0;
+        size_t n = len < 0 ? 0 : (size_t)len % sizeof kv->value;
+        for (size_t i = 0; i < n; i++) {
+            int c = take(kv->in);
+            kv->value[i] = (char)(c < 0 ? 'a' : c);
+        }
+        out->data = kv->value;
+        out->len = n;
+    }
+    return status;
+}
+
+static int kv_get(void *ctx, const char *key, size_t key_len, sessid_kv_value *out)
+{
+    (void)key, (void)key_len;
+    return scripted_reply(ctx, out);
+}
+
+static int kv_getex(void *ctx, const char *key, size_t key_len, uint64_t ttl, sessid_kv_value *out)
+{
+    (void)key, (void)key_len, (void)ttl;
+    return scripted_reply(ctx, out);
+}
+
+static int kv_set_nx(void *ctx, const char *key, size_t key_len, const char *value,
+                     size_t value_len, uint64_t ttl)
+{
+    (void)key, (void)key_len, (void)value, (void)value_len, (void)ttl;
+    return scripted_reply(ctx, NULL);
+}
+
+static int kv_set_nx_get(void *ctx, const char *key, size_t key_len, const char *value,
+                         size_t value_len, uint64_t ttl, sessid_kv_value *out)
+{
+    (void)key, (void)key_len, (void)value, (void)value_len, (void)ttl;
+    return scripted_reply(ctx, out);
+}
+
+static int kv_expire(void *ctx, const char *key, size_t key_len, uint64_t ttl)
+{
+    (void)key, (void)key_len, (void)ttl;
+    return scripted_reply(ctx, NULL);
+}
+
+static const sessid_kv_methods scripted_methods = {
+    .version = 1, .get = kv_get, .set_nx = kv_set_nx, .expire = kv_expire,
+    .getex = kv_getex, .set_nx_get = kv_set_nx_get,
+};
+
+static void run_protocol(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN], double now,
+                         input *in)
+{
+    int flags = take(in);
+    sessid_kv_caps caps;
+    atomic_init(&caps.getex, flags & 1);
+    atomic_init(&caps.set_nx_get, (flags >> 1) & 1);
+    sessid_proto_config config = {
+        .ttl = 8, .table = table, .keep_local = (flags >> 2) & 1,
+        .refresh_after = (flags >> 3) & 1 ? 4.0 : 0.0, .caps = &caps,
+    };
+    struct scripted_kv kv = {.in = in};
+    sessid_kv backend = {&scripted_methods, &kv};
+    sessid_proto run;
+    if (sessid_proto_begin(&run, &config, digest, "k", 1, now) != SESSID_OK)
+        abort();
+    int status = sessid_proto_run(&run, &backend);
+    const char *text;
+    size_t len;
+    if (sessid_proto_result(&run, &text, &len) != status)
+        abort();
+    if (status == SESSID_OK) {
+        if (len < 1 || len > SESSID_VALUE_MAX)
+            abort();
+        for (size_t i = 0; i < len; i++)
+            if (text[i] < 0x21 || text[i] > 0x7e)
+                abort();
+    }
+    if (sessid_proto_feed(&run, SESSID_OK, NULL) != SESSID_ESTATE)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    input in = {data, size};
+    static uint8_t digests[KEYS][SESSID_DIGEST_LEN];
+    static int ready;
+    if (!ready) {
+        for (int k = 0; k < KEYS; k++) {
+            uint8_t key = (uint8_t)k;
+            if (sessid_digest(&key, 1, digests[k]) != SESSID_OK)
+                abort();
+        }
+        ready = 1;
+    }
+    struct model m;
+    memset(&m, 0, sizeof m);
+    int first = take(&in);
+    m.max_entries = first < 0 ? 0 : (unsigned)first % 12;
+    m.clock = -1e300;
+    sessid_table *t, *proto_table;
+    if (sessid_table_new(TTL, m.max_entries, &t) != SESSID_OK
+        || sessid_table_new(TTL, m.max_entries, &proto_table) != SESSID_OK)
+        abort();
+    double now = 0;
+    int command;
+    while ((command = take(&in)) >= 0) {
+        int k = (command >> 4) % KEYS;
+        advance(&now, take(&in));
+        int op = command & 15;
+        if (op <= 7)
+            tell_time(&m, now);
+        uint8_t id[SESSID_ID_LEN];
+        int created = -1, found = -1;
+        size_t n = 0;
+        switch (op) {
+        case 0: case 1: case 2: case 3: {
+            int expect = !model_live(&m, k);
+            if (expect)
+                model_evict_if_full(&m);
+            if (sessid_table_get_or_create(t, digests[k], now, id, &created) != SESSID_OK)
+                abort();
+            if (created != expect || (!created && memcmp(id, m.keys[k].id, SESSID_ID_LEN) != 0))
+                abort();
+            model_use(&m, k, id);
+            break;
+        }
+        case 4:
+            if (sessid_table_peek(t, digests[k], now, 3.0, id, &found) != SESSID_OK)
+                abort();
+            if (found != (model_live(&m, k) && m.clock < m.keys[k].last_use + 3.0))
+                abort();
+            if (found && memcmp(id, m.keys[k].id, SESSID_ID_LEN) != 0)
+                abort();
+            break;
+        case 5:
+            if (sessid_id_new(id) != SESSID_OK)
+                abort();
+            if (!model_live(&m, k))
+                model_evict_if_full(&m);
+            if (sessid_table_put(t, digests[k], id, now) != SESSID_OK)
+                abort();
+            model_use(&m, k, id);
+            break;
+        case 6:
+            if (sessid_table_purge(t, now, &n) != SESSID_OK)
+                abort();
+            break;
+        case 7:
+            if (sessid_table_live(t, now, &n) != SESSID_OK || n != model_count(&m))
+                abort();
+            break;
+        case 8:
+            if (sessid_table_clear(t) != SESSID_OK)
+                abort();
+            for (int i = 0; i < KEYS; i++)
+                m.keys[i].present = 0;
+            break;
+        default:
+            /* its own table: the protocol's local copies would otherwise surprise the model */
+            run_protocol(proto_table, digests[k], now, &in);
+            break;
+        }
+    }
+    sessid_table_free(t);
+    sessid_table_free(proto_table);
+    return 0;
+}
