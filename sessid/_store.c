@@ -100,7 +100,7 @@ static int key_open(PyObject *obj, key_bytes *k)
     return 0;
 }
 
-/* Hashes api_key into digest; *empty is set when the key has no bytes (digest is then unused). */
+/* Hashes api_key into digest; *empty is set when the key has no bytes. */
 static int digest_api_key(sessid_state *st, PyObject *api_key, uint8_t digest[SESSID_DIGEST_LEN],
                           int *empty)
 {
@@ -108,12 +108,12 @@ static int digest_api_key(sessid_state *st, PyObject *api_key, uint8_t digest[SE
     if (key_open(api_key, &k) < 0)
         return -1;
     *empty = k.len == 0;
-    int rc = SESSID_OK;
+    int rc;
     if (k.len >= RELEASE_GIL_FROM) {
         Py_BEGIN_ALLOW_THREADS
         rc = sessid_digest(k.data, (size_t)k.len, digest);
         Py_END_ALLOW_THREADS
-    } else if (k.len > 0) {
+    } else {
         rc = sessid_digest(k.data, (size_t)k.len, digest);
     }
     key_close(&k);
@@ -257,7 +257,7 @@ static PyObject *kv_lookup(StoreObject *self, const uint8_t digest[SESSID_DIGEST
 }
 
 /* Hashes api_key and reads the clock; starts fetching the key's table slot in between. Returns 0,
- * with *empty set for an empty key (then digest and now are unused), or -1. */
+ * with *empty set for an empty key (then now is unused), or -1. */
 static int prepare(StoreObject *self, PyObject *api_key, uint8_t digest[SESSID_DIGEST_LEN],
                    int *empty, double *now)
 {
@@ -353,14 +353,10 @@ static PyObject *store_aget_required(StoreObject *self, PyObject *api_key)
 
 static PyObject *store_key_for(StoreObject *self, PyObject *api_key)
 {
-    key_bytes k;
     uint8_t digest[SESSID_DIGEST_LEN];
-    if (key_open(api_key, &k) < 0)
+    int empty;
+    if (digest_api_key(self->state, api_key, digest, &empty) < 0)
         return NULL;
-    int rc = sessid_digest(k.data, (size_t)k.len, digest);
-    key_close(&k);
-    if (rc != SESSID_OK)
-        return sessid_raise_status(self->state, rc);
     return sessid_store_kv_key(self, digest);
 }
 

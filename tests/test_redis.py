@@ -256,3 +256,15 @@ def test_redis_cluster_client(cluster_server):
         assert 3590 < client.ttl(store.key_for(KEY)) <= 3600
     finally:
         client.close()
+
+
+def test_the_kv_benchmark_counts_round_trips(redis_server):
+    from sessid.bench.kv import kv_tables
+
+    tables = kv_tables(redis_server.url, scale=0.2, repeat=1)
+    hit, miss = tables["kv_hit_trips"], tables["kv_miss_trips"]
+    assert hit.value("sessid") == 1.0 and hit.value("reference (GET + EXPIRE)") == 2.0
+    assert hit.value("sessid, refresh_after=60 (near cache)") == 0.0
+    assert miss.value("sessid") == 2.0 and miss.value("reference (GET + SET NX EX + GET)") == 3.0
+    assert "1 round trips" in tables["kv_async_hit"].rows[0].note
+    assert "µs per call" in tables["kv_hit_time"].render()

@@ -120,45 +120,39 @@ class Runner:
             return [f"miss-{self.pass_number}-{k}" for k in self.keys]
         return self.keys
 
-    def measure(self, call: Callable[[str], Any], fresh: bool) -> tuple[float, float]:
-        """(µs per call, round trips per call): the median pass, after one warm-up pass."""
-        for name in self.names(fresh=False):
-            call(name)
+    def measure(self, run_pass: Callable[[list[str]], Any], fresh: bool) -> tuple[float, float]:
+        """(µs per call, round trips per call) of the median pass, after one warm-up pass."""
+        run_pass(self.names(fresh=False))
         samples = []
         for _ in range(self.repeat):
             names = self.names(fresh)
             before = command_count(self.client)
             start = time.perf_counter_ns()
-            for name in names:
-                call(name)
+            run_pass(names)
             elapsed = (time.perf_counter_ns() - start) / len(names) / 1000
-            trips = (command_count(self.client) - before) / len(names)
-            samples.append((elapsed, trips))
+            samples.append((elapsed, (command_count(self.client) - before) / len(names)))
         return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
+    def measure_sync(self, call: Callable[[str], Any], fresh: bool) -> tuple[float, float]:
+        return self.measure(lambda names: [call(name) for name in names], fresh)
+
     def measure_async(self, make_call: Callable[[Any], Callable[[str], Any]], fresh: bool) -> tuple[float, float]:
+        """The calls awaited one after another on a redis.asyncio client."""
         import redis.asyncio
 
-        async def main() -> tuple[float, float]:
-            client = redis.asyncio.Redis.from_url(self.url)
-            call = make_call(client)
-            try:
-                for name in self.names(fresh=False):
-                    await call(name)
-                samples = []
-                for _ in range(self.repeat):
-                    names = self.names(fresh)
-                    before = command_count(self.client)
-                    start = time.perf_counter_ns()
-                    for name in names:
-                        await call(name)
-                    elapsed = (time.perf_counter_ns() - start) / len(names) / 1000
-                    samples.append((elapsed, (command_count(self.client) - before) / len(names)))
-            finally:
-                await client.aclose()
-            return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+        loop = asyncio.new_event_loop()
+        client = redis.asyncio.Redis.from_url(self.url)
+        call = make_call(client)
 
-        return asyncio.run(main())
+        async def each(names: list[str]) -> None:
+            for name in names:
+                await call(name)
+
+        try:
+            return self.measure(lambda names: loop.run_until_complete(each(names)), fresh)
+        finally:
+            loop.run_until_complete(client.aclose())
+            loop.close()
 
 
 def direct_store(client: Any, **options: Any) -> Callable[[str], str]:
@@ -192,7 +186,7 @@ def build_tables(runner: Runner, client: Any) -> dict[str, Table]:
         for row_kind, name, call, fresh in sync_rows:
             if row_kind != kind:
                 continue
-            micros, trips = runner.measure(call, fresh)
+            micros, trips = runner.measure_sync(call, fresh)
             time_rows.append(Row(name, micros))
             trip_rows.append(Row(name, trips))
         tables[f"kv_{kind}_time"] = Table(f"KV {kind} over Redis, redis.Redis", "µs per call", time_rows)

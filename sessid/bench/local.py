@@ -156,7 +156,9 @@ class Workloads:
                        "µs", fill_rows, "(the calls that grow a table re-place its entries)")
         return mean, worst, growth
 
-    def purge(self, ttl: float = 1.0) -> Table:
+    def purge(self) -> Table:
+        """The time of purge() once every entry of a full table has expired."""
+        old = [numbered_key(i) for i in range(self.large)]
         rows = []
         for c in self.contenders:
             if c.floor:
@@ -164,12 +166,8 @@ class Workloads:
             if c.make is None:
                 rows.append(Row(c.name, None, c.missing))
                 continue
-            cache = c.make(ttl)
-            if not hasattr(cache, "purge"):
-                continue
-            for i in range(self.large):
-                cache.get(numbered_key(i))
-            time.sleep(ttl * 1.1)
+            cache, ttl, _ = self._filled(c, old)
+            time.sleep(ttl * 1.05)
             start = time.perf_counter_ns()
             dropped = cache.purge()
             elapsed = (time.perf_counter_ns() - start) / 1e6
