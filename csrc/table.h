@@ -2,9 +2,10 @@
  *
  * Keys are the 32-byte digests only; the table never sees a raw API key. An entry is one 64-byte
  * cache line (digest, id, time of last use, links), held in an open-addressing table that is kept
- * between 70% and 85% full: at most 91 bytes of memory per entry. Growing re-places every entry
- * at once, so the insert that grows a table of n entries takes time in proportion to n. An entry used at time t
- * (in the caller's clock, in seconds) expires at t + ttl, and an entry whose expiry is at or before
+ * between 70% and 85% full: at most 91 bytes of memory per entry. Large tables ask the kernel for
+ * huge pages. Growing re-places every entry at once, so the insert that grows a table of n entries
+ * takes time in proportion to n. An entry used at time t (in the caller's clock, in seconds)
+ * expires at t + ttl, and an entry whose expiry is at or before
  * `now` is gone. Because every entry has the same TTL, the order of last use is also the order of
  * expiry: entries sit on one list from least to most recently used, and each call reclaims at most
  * a couple of expired entries from its old end, so expiry costs amortized O(1) with no sweep of the
