@@ -5,12 +5,11 @@
  * between 70% and 85% full: at most 91 bytes of memory per entry. Large tables ask the kernel for
  * huge pages. Growing re-places every entry at once, so the insert that grows a table of n entries
  * takes time in proportion to n. An entry used at time t (in the caller's clock, in seconds)
- * expires at t + ttl, and an entry whose expiry is at or before
- * `now` is gone. Because every entry has the same TTL, the order of last use is also the order of
- * expiry: entries sit on one list from least to most recently used, and each call reclaims at most
- * a couple of expired entries from its old end, so expiry costs amortized O(1) with no sweep of the
- * table and no background thread. With max_entries set, a full table evicts its least recently
- * used entry to make room.
+ * expires at t + ttl, and an entry whose expiry is at or before `now` is gone. Because every entry
+ * has the same TTL, the order of last use is also the order of expiry: entries sit on one list from
+ * least to most recently used, and each call reclaims at most a couple of expired entries from its
+ * old end, so expiry costs amortized O(1) with no sweep of the table and no background thread. With
+ * max_entries set, a full table evicts its least recently used entry to make room.
  *
  * Time never runs backwards inside a table: a `now` older than the latest one seen counts as that
  * latest one, so a clock that steps back freezes the table's time instead of reordering it.
