@@ -80,11 +80,6 @@ int sessid_id_new(uint8_t id[SESSID_ID_LEN])
     return SESSID_OK;
 }
 
-int sessid_id_is_v4(const uint8_t id[SESSID_ID_LEN])
-{
-    return (id[6] & 0xf0) == 0x40;
-}
-
 void sessid_id_format(const uint8_t id[SESSID_ID_LEN], char out[SESSID_ID_TEXT_LEN + 1])
 {
     uuid_unparse_lower(id, out);
