@@ -4,6 +4,10 @@ import hashlib
 import subprocess
 import sys
 
+import pytest
+
+import sessid
+
 from conftest import is_uuid4
 
 
@@ -35,3 +39,16 @@ def test_bench_runs_and_prints_a_table():
     assert out.returncode == 0, out.stderr
     assert "÷ sessid" in out.stdout and "floor: hashlib.sha256 alone" in out.stdout
     assert "targets:" in out.stdout
+
+
+def test_bench_checks_the_work_through_stats():
+    from sessid.bench.local import check_work, work_note
+
+    store = sessid.Store()
+    for key in ("a", "b", "a"):
+        store.get(key)
+    check_work(store, hits=1, misses=2)
+    with pytest.raises(RuntimeError, match="the workload is wrong"):
+        check_work(store, hits=3, misses=0)
+    check_work(object(), hits=3)                    # only sessid reports what it did
+    assert work_note(store) == "stats: 2 misses, 0 expired"

@@ -196,7 +196,7 @@ def build_tables(runner: Runner, client: Any) -> dict[str, Table]:
         theirs = runner.measure_async(lambda c: (lambda n: reference_aget(c, n)), fresh)
         tables[f"kv_async_{kind}"] = Table(
             f"KV {kind} over Redis, redis.asyncio.Redis, awaited one after another", "µs per call",
-            [Row("sessid", ours[0], f"{ours[1]:.0f} round trips"),
-             Row("reference", theirs[0], f"{theirs[1]:.0f} round trips")],
+            [Row("sessid", ours[0], f"{ours[1]:.1f} round trips per call"),
+             Row("reference", theirs[0], f"{theirs[1]:.1f} round trips per call")],
         )
     return tables

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import sessid
+
 from .contenders import Contender
 from .keys import numbered_key, random_keys, zipf_draws
 from .report import Row, Table
@@ -71,7 +73,9 @@ class Workloads:
         cache = c.make(HOUR)
         for key in warm:
             cache.get(key)
-        return statistics.median(timed_loop(cache.get, calls) for _ in range(self.repeat))
+        ns = statistics.median(timed_loop(cache.get, calls) for _ in range(self.repeat))
+        check_work(cache, hits=self.repeat * len(calls), misses=len(warm))
+        return ns
 
     def hit_small(self) -> Table:
         overhead = loop_overhead(self.small_calls, self.repeat)
@@ -144,7 +148,7 @@ class Workloads:
             fill_rows.append(Row(c.name, max(filling) / 1000, f"p99.99 {percentile(filling, 0.9999) / 1000:.1f} µs"))
             time.sleep(ttl * 1.05)
             latencies = per_call_latencies(cache.get, fresh)
-            mean_rows.append(Row(c.name, statistics.fmean(latencies)))
+            mean_rows.append(Row(c.name, statistics.fmean(latencies), work_note(cache)))
             max_rows.append(Row(c.name, max(latencies) / 1000, f"p99.99 {percentile(latencies, 0.9999) / 1000:.1f} µs"))
             del cache, latencies, filling
             gc.collect()
@@ -175,6 +179,24 @@ class Workloads:
             del cache
             gc.collect()
         return Table(f"purge of a table of {self.large:,} expired entries", "ms", rows)
+
+
+def check_work(cache: Any, **expected: int) -> None:
+    """For sessid, whose stats() say what the calls did: raises when a workload did not do the
+    work it is named after (a hit workload that missed, say), which would make its figure a lie."""
+    if not isinstance(cache, sessid.Store):
+        return
+    counted = cache.stats()
+    wrong = {name: counted[name] for name, n in expected.items() if counted[name] != n}
+    if wrong:
+        raise RuntimeError(f"sessid's stats show {wrong}, expected {expected}: the workload is wrong")
+
+
+def work_note(cache: Any) -> str:
+    if not isinstance(cache, sessid.Store):
+        return ""
+    counted = cache.stats()
+    return f"stats: {counted['misses']:,} misses, {counted['expired']:,} expired"
 
 
 def percentile(values: Sequence[int], q: float) -> int:
