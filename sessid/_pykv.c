@@ -22,14 +22,19 @@ int sessid_is_awaitable(PyObject *obj)
     return am != NULL && am->am_await != NULL;
 }
 
+/* Keeps exc (stolen) as the failure to report; one that is not an Exception must propagate. */
+static int keep_error(pykv *b, PyObject *exc)
+{
+    b->fatal = !PyErr_GivenExceptionMatches(exc, PyExc_Exception);
+    Py_XSETREF(b->error, exc);
+    return SESSID_EKV;
+}
+
 /* Replaces what the backend knows of a failure with the exception that is set now (a failure in
  * sessid's own handling of a reply, such as a MemoryError, outranks the KV's). */
 static int fail_with_current(pykv *b)
 {
-    PyObject *exc = sessid_take_exception();
-    b->fatal = !PyErr_GivenExceptionMatches(exc, PyExc_Exception);
-    Py_XSETREF(b->error, exc);
-    return SESSID_EKV;
+    return keep_error(b, sessid_take_exception());
 }
 
 /* Records a reply of the wrong kind. */
@@ -202,9 +207,7 @@ int sessid_pykv_fail(pykv *b, const sessid_op *op, PyObject *exc)
     int optional = op->kind == SESSID_OP_GETEX || op->kind == SESSID_OP_SET_NX_GET;
     if (optional && PyErr_GivenExceptionMatches(exc, PyExc_Exception) && says_unsupported(exc))
         return SESSID_EUNSUPPORTED;
-    b->fatal = !PyErr_GivenExceptionMatches(exc, PyExc_Exception);
-    Py_XSETREF(b->error, Py_NewRef(exc));
-    return SESSID_EKV;
+    return keep_error(b, Py_NewRef(exc));
 }
 
 /* "kv.get() raised ConnectionError: its message", or without the message when it has none. */
