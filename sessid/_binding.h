@@ -93,6 +93,11 @@ PyObject *sessid_store_local(StoreObject *store, const uint8_t digest[SESSID_DIG
 
 struct pykv;
 
+/* Starts the KV run of digest: makes its KV key, which backend then holds and run points into.
+ * Clear backend with sessid_pykv_clear afterwards, whether this succeeded or not. */
+int sessid_store_begin_kv(StoreObject *store, const uint8_t digest[SESSID_DIGEST_LEN], double now,
+                          sessid_proto *run, struct pykv *backend);
+
 /* The end of a KV run: the id as a str when the run succeeded; otherwise KVError (or the KV's own
  * BaseException) when required or when the failure must propagate, else the fallback id that the
  * store's on_kv_error policy gives. */

@@ -63,27 +63,17 @@ PyObject *sessid_call_done(sessid_state *state, PyObject *value)
 PyObject *sessid_call_new(StoreObject *store, const uint8_t digest[SESSID_DIGEST_LEN], double now,
                           int required)
 {
-    PyObject *name = sessid_store_kv_key(store, digest);
-    if (name == NULL)
+    CallObject *call = (CallObject *)new_call(store->state);
+    if (call == NULL)
         return NULL;
-    Py_ssize_t key_len;
-    const char *key = PyUnicode_AsUTF8AndSize(name, &key_len);
-    CallObject *call = key != NULL ? (CallObject *)new_call(store->state) : NULL;
-    if (call == NULL) {
-        Py_DECREF(name);
-        return NULL;
-    }
     call->store = (StoreObject *)Py_NewRef(store);
     memcpy(call->digest, digest, SESSID_DIGEST_LEN);
     call->now = now;
     call->required = required;
-    sessid_pykv_init(&call->backend, store->state, store->kv, name);
     call->has_backend = 1;
-    Py_DECREF(name);                    /* the backend holds it, and key points into it */
-    int rc = sessid_proto_begin(&call->run, &store->proto, digest, key, (size_t)key_len, now);
-    if (rc != SESSID_OK) {
+    if (sessid_store_begin_kv(store, digest, now, &call->run, &call->backend) < 0) {
         Py_DECREF(call);
-        return sessid_raise_status(store->state, rc);
+        return NULL;
     }
     return (PyObject *)call;
 }

@@ -227,31 +227,41 @@ static int kv_still_there(StoreObject *self)
     return -1;
 }
 
+int sessid_store_begin_kv(StoreObject *self, const uint8_t digest[SESSID_DIGEST_LEN], double now,
+                          sessid_proto *run, pykv *backend)
+{
+    memset(backend, 0, sizeof *backend);
+    PyObject *name = sessid_store_kv_key(self, digest);
+    if (name == NULL)
+        return -1;
+    Py_ssize_t key_len;
+    const char *key = PyUnicode_AsUTF8AndSize(name, &key_len);
+    if (key == NULL) {
+        Py_DECREF(name);
+        return -1;
+    }
+    sessid_pykv_init(backend, self->state, self->kv, name);
+    Py_DECREF(name);                    /* the backend holds it, and key points into it */
+    int rc = sessid_proto_begin(run, &self->proto, digest, key, (size_t)key_len, now);
+    if (rc != SESSID_OK) {
+        sessid_raise_status(self->state, rc);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *kv_lookup(StoreObject *self, const uint8_t digest[SESSID_DIGEST_LEN], double now,
                            int required)
 {
     if (kv_still_there(self) < 0)
         return NULL;
-    PyObject *name = sessid_store_kv_key(self, digest);
-    if (name == NULL)
-        return NULL;
-    Py_ssize_t key_len;
-    const char *key = PyUnicode_AsUTF8AndSize(name, &key_len);
-    if (key == NULL) {
-        Py_DECREF(name);
-        return NULL;
-    }
     sessid_proto run;
-    int rc = sessid_proto_begin(&run, &self->proto, digest, key, (size_t)key_len, now);
-    if (rc != SESSID_OK) {
-        Py_DECREF(name);
-        return sessid_raise_status(self->state, rc);
-    }
     pykv backend;
-    sessid_pykv_init(&backend, self->state, self->kv, name);
-    Py_DECREF(name);
-    sessid_proto_run(&run, &backend.base);
-    PyObject *result = sessid_store_finish(self, &run, &backend, digest, now, required);
+    PyObject *result = NULL;
+    if (sessid_store_begin_kv(self, digest, now, &run, &backend) == 0) {
+        sessid_proto_run(&run, &backend.base);
+        result = sessid_store_finish(self, &run, &backend, digest, now, required);
+    }
     sessid_pykv_clear(&backend);
     return result;
 }
