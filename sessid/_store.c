@@ -501,10 +501,15 @@ static PyObject *store_get_refresh_after(StoreObject *self, void *closure)
     return PyFloat_FromDouble(self->refresh_after);
 }
 
+static const char *on_kv_error_name(const StoreObject *self)
+{
+    return self->on_kv_error == ON_KV_ERROR_LOCAL ? "local" : "random";
+}
+
 static PyObject *store_get_on_kv_error(StoreObject *self, void *closure)
 {
     (void)closure;
-    return PyUnicode_FromString(self->on_kv_error == ON_KV_ERROR_LOCAL ? "local" : "random");
+    return PyUnicode_FromString(on_kv_error_name(self));
 }
 
 static PyObject *store_repr(StoreObject *self)
@@ -518,7 +523,7 @@ static PyObject *store_repr(StoreObject *self)
         repr = PyUnicode_FromFormat(
             "sessid.Store(kv=%R, ttl=%R, prefix=%R, max_entries=%R, refresh_after=%R, "
             "on_kv_error='%s')", kv, ttl, self->prefix, max_entries, refresh_after,
-            self->on_kv_error == ON_KV_ERROR_LOCAL ? "local" : "random");
+            on_kv_error_name(self));
     }
     Py_XDECREF(max_entries);
     Py_XDECREF(refresh_after);
