@@ -77,19 +77,19 @@ class Workloads:
         check_work(cache, hits=self.repeat * len(calls), misses=len(warm))
         return ns
 
-    def hit_small(self) -> Table:
-        overhead = loop_overhead(self.small_calls, self.repeat)
-        table = Table(f"hit, {self.small:,} keys in the table", "ns per call")
-        table.rows = self._rows(lambda c: self._hits(c, self.small_keys, self.small_calls) - overhead)
-        table.footer = f"(median of {self.repeat} passes of {len(self.small_calls):,} calls; loop overhead of {overhead:.0f} ns subtracted)"
+    def _hit_table(self, title: str, warm: Sequence[str], calls: Sequence[str]) -> Table:
+        overhead = loop_overhead(calls, self.repeat)
+        table = Table(title, "ns per call")
+        table.rows = self._rows(lambda c: self._hits(c, warm, calls) - overhead)
+        table.footer = passes_footer(self.repeat, len(calls), overhead)
         return table
 
+    def hit_small(self) -> Table:
+        return self._hit_table(f"hit, {self.small:,} keys in the table", self.small_keys, self.small_calls)
+
     def hit_large(self) -> Table:
-        overhead = loop_overhead(self.shuffled_large, self.repeat)
-        table = Table(f"hit, {self.large:,} keys in the table, random order", "ns per call")
-        table.rows = self._rows(lambda c: self._hits(c, self.large_keys, self.shuffled_large) - overhead)
-        table.footer = f"(median of {self.repeat} passes of {self.large:,} calls; loop overhead of {overhead:.0f} ns subtracted)"
-        return table
+        return self._hit_table(f"hit, {self.large:,} keys in the table, random order",
+                               self.large_keys, self.shuffled_large)
 
     def _fresh(self, c: Contender, calls_of_pass: Callable[[int], Sequence[str]]) -> float:
         samples = []
@@ -106,7 +106,7 @@ class Workloads:
         overhead = loop_overhead(batches[0], self.repeat)
         table = Table("miss: a new key every call, into an empty table", "ns per call")
         table.rows = self._rows(lambda c: self._fresh(c, lambda n: batches[n]) - overhead)
-        table.footer = f"(median of {self.repeat} passes of {self.calls:,} calls; loop overhead of {overhead:.0f} ns subtracted)"
+        table.footer = passes_footer(self.repeat, self.calls, overhead)
         return table
 
     def zipf_mix(self) -> Table:
@@ -179,6 +179,10 @@ class Workloads:
             del cache
             gc.collect()
         return Table(f"purge of a table of {self.large:,} expired entries", "ms", rows)
+
+
+def passes_footer(repeat: int, calls: int, overhead: float) -> str:
+    return f"(median of {repeat} passes of {calls:,} calls; loop overhead of {overhead:.0f} ns subtracted)"
 
 
 def check_work(cache: Any, **expected: int) -> None:
