@@ -13,9 +13,9 @@
 FakeKV keeps values with real TTLs on its clock, counts calls per method, remembers the last TTL
 sent to each, and misbehaves on request: ``fail("get")`` makes get raise, ``set_persists = False``
 makes set report success and store nothing, ``server_version=(6, 0)`` answers as a Redis server
-without GETEX or SET ... NX GET would, and ``has_getex=False`` / ``has_set_get=False`` make a
-client without the getex method or the get keyword of set. AsyncFakeKV is the same with coroutine methods, the shape of
-``redis.asyncio.Redis``.
+without GETEX or SET ... NX GET would, and ``has_getex=False`` / ``has_set_get=False`` make a client
+without the getex method or the get keyword of set. AsyncFakeKV is the same with coroutine methods,
+the shape of ``redis.asyncio.Redis``.
 """
 
 from __future__ import annotations

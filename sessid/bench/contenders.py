@@ -162,7 +162,7 @@ def _optional(name: str, module: str, make: Callable[[float], Any]) -> Contender
     try:
         __import__(module)
     except ImportError:
-        return Contender(name, None, missing=f"not installed (pip install 'sessid[bench]')")
+        return Contender(name, None, missing="not installed (pip install 'sessid[bench]')")
     return Contender(name, make)
 
 
