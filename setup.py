@@ -15,7 +15,6 @@ from glob import glob
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-NATIVE_PACKAGES = {"libcrypto": "libssl-dev", "uuid": "uuid-dev"}
 MISSING_HELP = (
     "sessid needs the development files of OpenSSL's libcrypto and of libuuid.\n"
     "On Debian or Ubuntu: apt-get install libssl-dev uuid-dev pkg-config\n"
