@@ -7,6 +7,16 @@
     store.get("sk-...")
 """
 
+try:
+    from ._sessid import Error
+except ModuleNotFoundError as missing:
+    if missing.name != "sessid._sessid":
+        raise
+    from ._source_tree import redirect
+
+    redirect(__path__)
+    del missing, redirect
+
 from ._sessid import (
     Error,
     KVError,
