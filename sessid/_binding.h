@@ -19,6 +19,7 @@
 
 /* The longest TTL a Store takes, in seconds (about 31.7 years). */
 #define SESSID_TTL_MAX 1e9
+#define SESSID_TTL_MAX_TEXT "1e9"
 
 typedef struct sessid_state {
     PyTypeObject *store_type;

@@ -68,6 +68,28 @@ static PyObject *default_store_get(PyObject *module, PyObject *api_key, int requ
     return id;
 }
 
+/* The coroutine of an aget on the default store; it holds the store until it is done. */
+static PyObject *default_store_aget(PyObject *module, PyObject *api_key, int required)
+{
+    PyObject *store = sessid_default_store(module_state(module));
+    if (store == NULL)
+        return NULL;
+    Py_INCREF(store);
+    PyObject *coroutine = sessid_store_aget((StoreObject *)store, api_key, required);
+    Py_DECREF(store);
+    return coroutine;
+}
+
+static PyObject *module_aget(PyObject *module, PyObject *api_key)
+{
+    return default_store_aget(module, api_key, 0);
+}
+
+static PyObject *module_aget_required(PyObject *module, PyObject *api_key)
+{
+    return default_store_aget(module, api_key, 1);
+}
+
 static PyObject *module_get(PyObject *module, PyObject *api_key)
 {
     return default_store_get(module, api_key, 0);
@@ -104,6 +126,10 @@ static PyMethodDef module_methods[] = {
      "get($module, api_key, /)\n--\n\nThe session id of api_key from the default Store."},
     {"get_required", module_get_required, METH_O,
      "get_required($module, api_key, /)\n--\n\nget_required() on the default Store."},
+    {"aget", module_aget, METH_O,
+     "aget($module, api_key, /)\n--\n\naget() on the default Store (a coroutine)."},
+    {"aget_required", module_aget_required, METH_O,
+     "aget_required($module, api_key, /)\n--\n\naget_required() on the default Store (a coroutine)."},
     {"default_store", module_default_store, METH_NOARGS,
      "default_store($module)\n--\n\nThe Store behind sessid.get (in-process, TTL 3600 s)."},
     {"set_default_store", module_set_default_store, METH_O,

@@ -533,20 +533,48 @@ static PyObject *store_repr(StoreObject *self)
 
 /* ---- construction ---- */
 
-/* A real number of seconds (not a bool), as a double. */
+/* 1 when obj is a datetime.timedelta, 0 when not, -1 with an exception set. */
+static int is_timedelta(PyObject *obj)
+{
+    PyObject *datetime = PyImport_ImportModule("datetime");
+    if (datetime == NULL)
+        return -1;
+    PyObject *timedelta = PyObject_GetAttrString(datetime, "timedelta");
+    Py_DECREF(datetime);
+    if (timedelta == NULL)
+        return -1;
+    int is = PyObject_IsInstance(obj, timedelta);
+    Py_DECREF(timedelta);
+    return is;
+}
+
+/* A real number of seconds (not a bool) or a datetime.timedelta, as a double. */
 static int seconds_arg(PyObject *obj, const char *name, double *out)
 {
-    if (PyBool_Check(obj) || !(PyFloat_Check(obj) || PyLong_Check(obj))) {
-        PyErr_Format(PyExc_TypeError, "%s must be a number of seconds, not %.100s", name,
-                     Py_TYPE(obj)->tp_name);
-        return -1;
+    PyObject *seconds;
+    if (PyFloat_Check(obj) || (PyLong_Check(obj) && !PyBool_Check(obj))) {
+        seconds = Py_NewRef(obj);
+    } else {
+        int is = is_timedelta(obj);
+        if (is < 0)
+            return -1;
+        if (!is) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s must be a number of seconds or a datetime.timedelta, not %.100s", name,
+                         Py_TYPE(obj)->tp_name);
+            return -1;
+        }
+        seconds = PyObject_CallMethod(obj, "total_seconds", NULL);
+        if (seconds == NULL)
+            return -1;
     }
-    *out = PyFloat_AsDouble(obj);
+    *out = PyFloat_AsDouble(seconds);
+    Py_DECREF(seconds);
     if (*out == -1.0 && PyErr_Occurred()) {
         if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
             PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "%s must be at most %g seconds, got %R", name,
-                         SESSID_TTL_MAX, obj);
+            PyErr_Format(PyExc_ValueError, "%s must be at most " SESSID_TTL_MAX_TEXT
+                         " seconds, got %R", name, obj);
         }
         return -1;
     }
@@ -558,8 +586,9 @@ static int parse_ttl(PyObject *obj, double *ttl)
     if (seconds_arg(obj, "ttl", ttl) < 0)
         return -1;
     if (!(*ttl > 0 && *ttl <= SESSID_TTL_MAX)) {
-        PyErr_Format(PyExc_ValueError, "ttl must be more than 0 and at most %g seconds, got %R",
-                     SESSID_TTL_MAX, obj);
+        PyErr_Format(PyExc_ValueError,
+                     "ttl must be more than 0 and at most " SESSID_TTL_MAX_TEXT " seconds, got %R",
+                     obj);
         return -1;
     }
     return 0;
@@ -593,6 +622,11 @@ static int parse_kv(StoreObject *self, PyObject *kv)
     static const char *const required[] = {"get", "set", "expire"};
     if (kv == Py_None)
         return 0;
+    if (PyType_Check(kv)) {
+        PyErr_Format(PyExc_TypeError,
+                     "kv must be a client object, not the class %R: pass an instance of it", kv);
+        return -1;
+    }
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
         PyObject *method = PyObject_GetAttrString(kv, required[i]);
         int callable = method != NULL && PyCallable_Check(method);

@@ -1,6 +1,7 @@
 """The module-level API, the exception hierarchy, and what ships with the package."""
 
 import importlib.resources
+import pathlib
 import subprocess
 import sys
 
@@ -17,6 +18,22 @@ def test_module_get_uses_one_default_store():
     assert sessid.get_required("sk-1") == first
     assert sessid.default_store().get("sk-1") == first
     assert len(sessid.default_store()) == 1
+
+
+def test_module_aget_uses_the_default_store():
+    import asyncio
+
+    first = sessid.get("sk-1")
+    assert asyncio.run(sessid.aget("sk-1")) == first
+    assert asyncio.run(sessid.aget_required("sk-1")) == first
+
+    async def both():
+        return await asyncio.gather(sessid.aget("sk-2"), asyncio.create_task(sessid.aget("sk-2")))
+
+    second, third = asyncio.run(both())
+    assert is_uuid4(second) and second == third == sessid.get("sk-2")
+    with pytest.raises(TypeError, match="api_key must be str"):
+        asyncio.run(sessid.aget(None))
 
 
 def test_default_store_is_local_with_one_hour():
@@ -45,7 +62,8 @@ def test_exception_hierarchy():
 
 def test_public_names():
     assert sorted(sessid.__all__) == sorted(
-        ["Error", "KVError", "Store", "default_store", "get", "get_required", "set_default_store"]
+        ["AsyncKV", "Error", "KV", "KVError", "Store", "aget", "aget_required", "default_store", "get",
+         "get_required", "set_default_store"]
     )
     assert isinstance(sessid.__version__, str)
 
@@ -70,3 +88,27 @@ def test_import_in_a_fresh_interpreter_and_reload_of_state():
     code = "import sessid, sessid.testing; print(sessid.get('k') == sessid.get('k'))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "True"
+
+
+def test_python_m_sessid_works_from_a_checkout_root_after_a_plain_install(tmp_path):
+    """The README's first command: pip install . puts the compiled module in site-packages, while
+    python -m finds the checkout's sessid/ folder first. -S keeps this venv's site-packages out, so
+    only the two copies made here can be found."""
+    import shutil
+
+    package = pathlib.Path(sessid._sessid.__file__).parent
+    site, checkout = tmp_path / "site", tmp_path / "checkout"
+    shutil.copytree(package, site / "sessid")
+    shutil.copytree(package, checkout / "sessid", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)}
+    out = subprocess.run([sys.executable, "-S", "-m", "sessid", "get", "sk-1"], cwd=checkout, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert is_uuid4(out.stdout.strip())
+
+    del env["PYTHONPATH"]
+    out = subprocess.run([sys.executable, "-S", "-c", "import sessid"], cwd=checkout, env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "sessid's compiled module is not built in" in out.stderr
+    assert "run 'pip install .'" in out.stderr
