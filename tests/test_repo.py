@@ -1,6 +1,7 @@
 """The README's promises that CI relies on."""
 
 import pathlib
+import re
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -18,5 +19,41 @@ def test_readme_opens_with_two_commands():
     assert "pytest" in commands[1]
 
 
-def test_ci_runs_the_readme_test_command():
-    assert readme_commands()[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+def test_ci_runs_both_readme_commands_on_every_python():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "readme_command 1" in ci and "readme_command 2" in ci
+    assert '"$readme_install_and_test"' in ci and '"$readme_install_and_bench --quick"' in ci
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for version in ("3.11", "3.12", "3.13"):
+        assert f"Programming Language :: Python :: {version}" in pyproject
+    assert "PYTHONS=(3.11 3.12 3.13)" in ci
+
+
+# What PyUnicode_FromFormat (and so PyErr_Format) knows, on every Python sessid supports: a
+# conversion outside this list (%g, %f, %lx, ...) raises SystemError on 3.12+ and prints raw on 3.11.
+C_API_CONVERSIONS = re.compile(
+    r"%(?:%|c|[-0]?\d*(?:\.\d+)?(?:[dui]|l[dui]|ll[dui]|z[dui]|x|s|p|A|U|V|S|R))"
+)
+FORMATTING_CALL = re.compile(r"\b(?:PyErr_Format|PyUnicode_FromFormat|bad_reply)\s*\(")
+STRING_LITERAL = re.compile(r'"((?:\\.|[^"\\])*)"')
+
+
+def format_strings(source):
+    """The string literals inside each call that formats with the C API's conversions."""
+    for call in FORMATTING_CALL.finditer(source):
+        depth, end = 0, call.end() - 1
+        for end in range(call.end() - 1, len(source)):
+            depth += {"(": 1, ")": -1}.get(source[end], 0)
+            if depth == 0:
+                break
+        yield call.group(0), "".join(STRING_LITERAL.findall(source[call.end():end]))
+
+
+def test_every_c_format_string_uses_conversions_the_c_api_knows():
+    checked = 0
+    for path in sorted((ROOT / "sessid").glob("_*.c")):
+        for call, text in format_strings(path.read_text()):
+            leftover = C_API_CONVERSIONS.sub("", text)
+            assert "%" not in leftover, f"{path.name}: {call} {text!r}"
+            checked += 1
+    assert checked > 10
