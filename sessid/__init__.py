@@ -9,13 +9,13 @@
 
 try:
     from ._sessid import Error
-except ModuleNotFoundError as missing:
-    if missing.name != "sessid._sessid":
+except ModuleNotFoundError as _missing:
+    if _missing.name != "sessid._sessid":
         raise
     from ._source_tree import redirect
 
     redirect(__path__)
-    del missing, redirect
+    del _missing, redirect
 
 from ._sessid import (
     Error,
@@ -28,9 +28,12 @@ from ._sessid import (
     get_required,
     set_default_store,
 )
+from ._protocols import AsyncKV, KV
 
 __all__ = [
+    "AsyncKV",
     "Error",
+    "KV",
     "KVError",
     "Store",
     "aget",

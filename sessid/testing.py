@@ -119,7 +119,7 @@ class FakeKV:
             item = self._live(name)
             return self._reply(item[0]) if item is not None else None
 
-    def getex(self, name: str, ex: int | None = None, **options: Any) -> bytes | str | None:  # type: ignore[no-redef]
+    def getex(self, name: str, ex: int | None = None, **options: Any) -> bytes | str | None:
         with self._lock:
             self._enter("getex", name, ex=ex, **options)
             if self.server_version < (6, 2):

@@ -70,7 +70,7 @@ class Workloads:
         return rows
 
     def _hits(self, c: Contender, warm: Sequence[str], calls: Sequence[str]) -> float:
-        cache = c.make(HOUR)
+        cache = c.make(HOUR)  # type: ignore[misc]  # callers pass only contenders that have a make
         for key in warm:
             cache.get(key)
         ns = statistics.median(timed_loop(cache.get, calls) for _ in range(self.repeat))
@@ -95,7 +95,7 @@ class Workloads:
         samples = []
         for n in range(self.repeat):
             calls = calls_of_pass(n)
-            cache = c.make(HOUR)
+            cache = c.make(HOUR)  # type: ignore[misc]  # callers pass only contenders that have a make
             samples.append(timed_loop(cache.get, calls))
             del cache
             gc.collect()
@@ -120,7 +120,7 @@ class Workloads:
     def _filled(self, c: Contender, keys: Sequence[str]) -> tuple[Any, float, list[int]]:
         """A contender filled with keys under a TTL just longer than the fill takes, so that nothing
         expires before the fill is done; returns it, the TTL, and each fill call's latency."""
-        probe = c.make(HOUR)
+        probe = c.make(HOUR)  # type: ignore[misc]  # callers pass only contenders that have a make
         sample = keys[: len(keys) // 50 or 1]
         started = time.perf_counter()
         for key in sample:
@@ -128,7 +128,7 @@ class Workloads:
         ttl = 1.0 + 1.5 * (time.perf_counter() - started) * len(keys) / len(sample)
         del probe
         gc.collect()
-        cache = c.make(ttl)
+        cache = c.make(ttl)  # type: ignore[misc]  # callers pass only contenders that have a make
         return cache, ttl, per_call_latencies(cache.get, keys)
 
     def expiry(self) -> tuple[Table, Table, Table]:
@@ -136,7 +136,9 @@ class Workloads:
         reclaims the old entries while it takes the new ones."""
         old = [numbered_key(i) for i in range(self.large)]
         fresh = [numbered_key(10**9 + i) for i in range(self.large)]
-        mean_rows, max_rows, fill_rows = [], [], []
+        mean_rows: list[Row] = []
+        max_rows: list[Row] = []
+        fill_rows: list[Row] = []
         for c in self.contenders:
             if c.floor:
                 continue

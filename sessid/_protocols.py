@@ -1,0 +1,45 @@
+"""What a Store needs of its ``kv``, as Protocols for type checkers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Protocol
+
+__all__ = ["AsyncKV", "KV"]
+
+
+class KV(Protocol):
+    """The subset of the redis-py client API that ``Store.get`` and ``get_required`` use, as they
+    call it: ``redis.Redis``, ``redis.cluster.RedisCluster``, ``valkey.Valkey``,
+    ``fakeredis.FakeRedis`` and ``sessid.testing.FakeKV`` have it.
+
+    ``getex(name, ex=seconds)`` is left out: a Store calls it where the client has it and does
+    without it elsewhere. A ``set`` without the ``get`` keyword works too (a Store then reads the
+    value back), though it does not match this Protocol.
+
+    Not ``runtime_checkable``: ``isinstance`` would only see that the methods exist, which cannot
+    tell a client from an asyncio one, and ``Store(kv=...)`` checks that much itself.
+    """
+
+    def get(self, name: str, /) -> object: ...
+
+    # A Store always passes nx and ex, so a client need not default them.
+    def set(self, name: str, value: str, /, *, nx: bool, ex: int, get: bool = ...) -> object: ...
+
+    def expire(self, name: str, time: int, /) -> object: ...
+
+
+class AsyncKV(Protocol):
+    """KV with awaitable replies, for ``Store.aget`` and ``aget_required``: ``redis.asyncio.Redis``,
+    ``redis.asyncio.cluster.RedisCluster``, ``valkey.asyncio.Valkey``, ``fakeredis.FakeAsyncRedis``
+    and ``sessid.testing.AsyncFakeKV``. ``getex`` is optional here too, and it is not
+    ``runtime_checkable`` either.
+    """
+
+    def get(self, name: str, /) -> Awaitable[object]: ...
+
+    def set(
+        self, name: str, value: str, /, *, nx: bool, ex: int, get: bool = ...
+    ) -> Awaitable[object]: ...
+
+    def expire(self, name: str, time: int, /) -> Awaitable[object]: ...
