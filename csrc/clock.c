@@ -1,3 +1,4 @@
+/* The default clocks: the system's monotonic clock, precise or coarse, in seconds. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE     /* CLOCK_MONOTONIC_COARSE */
 #endif

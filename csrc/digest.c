@@ -1,3 +1,4 @@
+/* SHA-256 of API keys through OpenSSL's EVP interface, with one reused context per thread. */
 #include "digest.h"
 
 #include <openssl/err.h>

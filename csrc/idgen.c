@@ -1,3 +1,5 @@
+/* Random version 4 UUIDs, from per-thread batches of the kernel's random bytes, and their canonical
+ * text. */
 #include "idgen.h"
 
 #include <errno.h>

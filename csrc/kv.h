@@ -1,15 +1,25 @@
-/* A KV backend: the shared store where every process of a proxy finds the same session id.
+/* A native KV backend: the shared store where every process of a proxy finds the same session id.
  *
  * A backend is a table of methods plus an opaque context pointer that is passed back to each of
  * them, in the manner of SQLite's sqlite3_io_methods. A backend fills in the methods of the newest
  * version it knows and sets `version` to it; a caller uses no method beyond that version.
  *
+ * This vtable and sessid_proto_run (proto.h) are the contract for KV backends written in C: the
+ * core's tests drive the protocol through a fake backend of this kind, and so do the fuzzers. The
+ * Python binding does not use it: it steps the protocol itself (sessid_proto_next / _feed), so that
+ * one loop serves a synchronous client and an asyncio one.
+ *
  * For every method:
  *   - key[0..key_len) is the KV key (not NUL-terminated); value[0..value_len) likewise;
  *   - ttl is a whole number of seconds, at least 1;
- *   - the return value is 0 when the KV performed the operation, SESSID_EKV when the operation
- *     failed (the backend keeps its own account of why, for its caller to report), or
- *     SESSID_EUNSUPPORTED when the KV does not offer the operation and did nothing;
+ *   - it returns one of:
+ *       0                     the KV performed the operation;
+ *       SESSID_EKV            the operation failed (the backend keeps its own account of why, for its
+ *                             caller to report);
+ *       SESSID_EUNSUPPORTED   the KV does not offer the operation and did nothing;
+ *       SESSID_EVALUE         (methods with an out value) the KV answered with something that is not
+ *                             a value at all, such as text the backend cannot hand over as bytes;
+ *       SESSID_ENOREPLY       (set_nx_get only) see there;
  *   - a value handed back through a sessid_kv_value is owned by the backend and stays valid until
  *     the next method call on the same context; a caller copies whatever it keeps.
  */

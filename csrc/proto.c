@@ -1,3 +1,5 @@
+/* The get-or-create protocol over a KV, as a state machine, and its synchronous driver for native
+ * C backends. */
 #include "proto.h"
 
 #include <assert.h>
@@ -115,13 +117,7 @@ int sessid_proto_begin(sessid_proto *run, const sessid_proto_config *config,
     run->op.ttl = config->ttl;
     if (config->refresh_after > 0) {
         uint8_t id[SESSID_ID_LEN];
-        int found = 0;
-        int rc = sessid_table_peek(config->table, digest, now, config->refresh_after, id, &found);
-        if (rc != SESSID_OK) {
-            fail(run, rc);
-            return SESSID_OK;
-        }
-        if (found) {
+        if (sessid_table_peek(config->table, digest, now, config->refresh_after, id)) {
             char text[SESSID_ID_TEXT_LEN + 1];
             sessid_id_format(id, text);
             memcpy(run->value, text, SESSID_ID_TEXT_LEN);

@@ -18,9 +18,10 @@
  *         sessid_proto_feed(&run, <status of performing *op>, <value it returned, or NULL>);
  *     status = sessid_proto_result(&run, &text, &text_len);
  *
- * so the synchronous driver (sessid_proto_run, which calls a sessid_kv) and an asynchronous one
- * (which awaits each operation) share this code. A run allocates nothing, holds no lock between
- * steps and needs no cleanup, so it may be abandoned at any step.
+ * so every driver shares this code: sessid_proto_run below, for a native backend (kv.h), and the
+ * Python binding's one loop, which performs each operation on a Python object and, for an asyncio
+ * client, awaits it. A run allocates nothing, holds no lock between steps and needs no cleanup, so
+ * it may be abandoned at any step.
  */
 #ifndef SESSID_PROTO_H
 #define SESSID_PROTO_H
@@ -97,8 +98,7 @@ int sessid_proto_begin(sessid_proto *run, const sessid_proto_config *config,
 const sessid_op *sessid_proto_next(const sessid_proto *run);
 
 /* Hands the outcome of the operation sessid_proto_next returned to the run: status is what
- * performing it returned (see kv.h; a backend may also return SESSID_EVALUE for a reply it could not
- * read), value is what it read (GET, GETEX, SET_NX_GET; NULL for the others). The value is copied
+ * performing it returned (one of the statuses kv.h lists for a method), value is what it read (GET, GETEX, SET_NX_GET; NULL for the others). The value is copied
  * before this returns. Returns the run's status so far: 0 while it runs or once it succeeded, a
  * negative status once it failed, SESSID_ESTATE when the run was over already. */
 int sessid_proto_feed(sessid_proto *run, int status, const sessid_kv_value *value);
@@ -112,9 +112,9 @@ int sessid_proto_result(const sessid_proto *run, const char **text, size_t *text
 /* 1 when the run stored the id it made itself, 0 when the id came from the KV or the table. */
 int sessid_proto_created(const sessid_proto *run);
 
-/* The synchronous driver: performs each operation through kv until the run is over and returns
- * what sessid_proto_result would. SESSID_EINVAL when kv is not a version 1 or later backend with
- * get, set_nx and expire. */
+/* The synchronous driver for a native backend (kv.h): performs each operation through kv until the
+ * run is over and returns what sessid_proto_result would. SESSID_EINVAL when kv is not a version 1
+ * or later backend with get, set_nx and expire. */
 int sessid_proto_run(sessid_proto *run, const sessid_kv *kv);
 
 #endif

@@ -1,3 +1,4 @@
+/* Status codes: their text, and which of them are failures of the KV. */
 #include "status.h"
 
 const char *sessid_strerror(int status)
@@ -30,4 +31,10 @@ const char *sessid_strerror(int status)
     default:
         return "unknown sessid status";
     }
+}
+
+int sessid_status_is_kv_failure(int status)
+{
+    return status == SESSID_EKV || status == SESSID_EUNSUPPORTED || status == SESSID_ENOREPLY
+           || status == SESSID_EMISSING || status == SESSID_EVALUE;
 }

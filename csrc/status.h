@@ -25,4 +25,9 @@ enum {
 /* Returns a static, human-readable sentence for a status (never NULL, never to be freed). */
 const char *sessid_strerror(int status);
 
+/* 1 when a KV run that ended with this status failed because of the KV (an operation failed, or the
+ * KV's replies could not make a session id), so that a caller may answer without it; 0 for success
+ * and for failures of sessid itself (memory, random bytes, a misused protocol). */
+int sessid_status_is_kv_failure(int status);
+
 #endif

@@ -1,7 +1,10 @@
+/* The in-process sliding-TTL table: inline slots with linear probing, a use-order list for expiry
+ * and LRU, and the lock that guards it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE     /* syscall() */
 #endif
 #include "table.h"
+#include "table_testing.h"
 
 #include <assert.h>
 #include <linux/futex.h>
@@ -526,14 +529,16 @@ int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGE
         touch(t, slot, now);
         memcpy(id, t->slots[slot].id, SESSID_ID_LEN);
         t->stats[SESSID_STAT_HITS]++;
-        *created = 0;
+        if (created != NULL)
+            *created = 0;
     } else {
         rc = sessid_id_new(id);
         if (rc == SESSID_OK)
             rc = insert_entry(t, digest, id, now, &slot);
         if (rc == SESSID_OK) {
             t->stats[SESSID_STAT_MISSES]++;
-            *created = 1;
+            if (created != NULL)
+                *created = 1;
         }
     }
     unlock_table(t);
@@ -541,15 +546,15 @@ int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGE
 }
 
 int sessid_table_peek(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now,
-                      double window, uint8_t id[SESSID_ID_LEN], int *found)
+                      double window, uint8_t id[SESSID_ID_LEN])
 {
     enter(t, &now);
     uint32_t slot = find_live(t, digest, now);
-    *found = slot != NIL && now < t->slots[slot].last_use + window;
-    if (*found)
+    int found = slot != NIL && now < t->slots[slot].last_use + window;
+    if (found)
         memcpy(id, t->slots[slot].id, SESSID_ID_LEN);
     unlock_table(t);
-    return SESSID_OK;
+    return found;
 }
 
 int sessid_table_put(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
@@ -580,26 +585,24 @@ void sessid_table_prefetch(sessid_table *t, const uint8_t digest[SESSID_DIGEST_L
                                           + home_of(t, digest, capacity) * sizeof(struct entry)));
 }
 
-int sessid_table_purge(sessid_table *t, double now, size_t *reclaimed)
+size_t sessid_table_purge(sessid_table *t, double now)
 {
     enter(t, &now);
-    size_t done = reclaim_expired(t, now, SIZE_MAX);
+    size_t reclaimed = reclaim_expired(t, now, SIZE_MAX);
     unlock_table(t);
-    if (reclaimed != NULL)
-        *reclaimed = done;
-    return SESSID_OK;
+    return reclaimed;
 }
 
-int sessid_table_live(sessid_table *t, double now, size_t *live)
+size_t sessid_table_live(sessid_table *t, double now)
 {
     enter(t, &now);
     reclaim_expired(t, now, SIZE_MAX);
-    *live = t->count;
+    size_t live = t->count;
     unlock_table(t);
-    return SESSID_OK;
+    return live;
 }
 
-int sessid_table_clear(sessid_table *t)
+void sessid_table_clear(sessid_table *t)
 {
     lock_table(t);
     free_slots(t->slots, t->capacity);
@@ -608,7 +611,6 @@ int sessid_table_clear(sessid_table *t)
     t->oldest = t->newest = NIL;
     publish_for_prefetch(t);
     unlock_table(t);
-    return SESSID_OK;
 }
 
 size_t sessid_table_footprint(sessid_table *t)

@@ -55,17 +55,18 @@ int sessid_table_new(double ttl, uint64_t max_entries, sessid_table **out);
 void sessid_table_free(sessid_table *table);
 
 /* The local get-or-create: copies the live id of digest to id and renews its expiry to now + ttl,
- * or, when there is none, makes a fresh random id, stores it and copies it to id. *created is set
- * to 1 when the id is new, 0 otherwise. Concurrent calls for one digest all get the same id.
- * Returns 0, SESSID_ENOMEM, SESSID_ERANDOM or SESSID_EFULL; the table is unchanged on failure. */
+ * or, when there is none, makes a fresh random id, stores it and copies it to id. *created (created
+ * may be NULL) is set to 1 when the id is new, 0 otherwise. Concurrent calls for one digest all get
+ * the same id. Returns 0, SESSID_ENOMEM, SESSID_ERANDOM or SESSID_EFULL; the table is unchanged on
+ * failure. */
 int sessid_table_get_or_create(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN],
                                double now, uint8_t id[SESSID_ID_LEN], int *created);
 
-/* A read for the near cache: *found is 1, and id holds the id, when digest has a live entry that was
- * last stored or renewed less than `window` seconds before now (now < last use + window). Neither the
- * expiry nor the order of the entry changes. Returns 0 (never fails otherwise). */
+/* A read for the near cache: returns 1, with id holding the id, when digest has a live entry that
+ * was last stored or renewed less than `window` seconds before now (now < last use + window), and 0
+ * otherwise. Neither the expiry nor the order of the entry changes. Never fails. */
 int sessid_table_peek(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN], double now,
-                      double window, uint8_t id[SESSID_ID_LEN], int *found);
+                      double window, uint8_t id[SESSID_ID_LEN]);
 
 /* Stores id (a version 4 UUID) for digest with its expiry at now + ttl, replacing any entry digest
  * had. Returns 0, SESSID_EINVAL (id is not version 4), SESSID_ENOMEM or SESSID_EFULL; the table is
@@ -77,15 +78,15 @@ int sessid_table_put(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN
  * call at any time from any thread, without the lock; it changes nothing. */
 void sessid_table_prefetch(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN]);
 
-/* Reclaims every expired entry; *reclaimed (may be NULL) receives how many. Takes time in
- * proportion to that number. Returns 0. */
-int sessid_table_purge(sessid_table *table, double now, size_t *reclaimed);
+/* Reclaims every expired entry and returns how many it reclaimed. Takes time in proportion to that
+ * number. Never fails. */
+size_t sessid_table_purge(sessid_table *table, double now);
 
-/* Drops every entry and gives the memory back. Counters are kept. Returns 0. */
-int sessid_table_clear(sessid_table *table);
+/* Drops every entry and gives the memory back. Counters are kept. Never fails. */
+void sessid_table_clear(sessid_table *table);
 
-/* Reclaims expired entries, then sets *live to the number of entries left. Returns 0. */
-int sessid_table_live(sessid_table *table, double now, size_t *live);
+/* Reclaims expired entries, then returns the number of entries left. Never fails. */
+size_t sessid_table_live(sessid_table *table, double now);
 
 /* Adds one to a counter. */
 void sessid_table_count(sessid_table *table, enum sessid_stat stat);
@@ -93,12 +94,5 @@ void sessid_table_count(sessid_table *table, enum sessid_stat stat);
 /* Copies the counters to *out, as one consistent snapshot. */
 void sessid_table_stats(sessid_table *table, sessid_stats *out);
 
-/* Bytes of memory the table holds beyond its own fixed struct. */
-size_t sessid_table_footprint(sessid_table *table);
-
-/* For tests that check what the table keeps: copies every byte of the table's storage into one
- * buffer. On success *out is a buffer of *len bytes that the caller
- * frees with free(). Returns 0 or SESSID_ENOMEM. */
-int sessid_table_dump(sessid_table *table, uint8_t **out, size_t *len);
 
 #endif

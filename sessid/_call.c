@@ -1,4 +1,4 @@
-/* One asynchronous lookup in progress. sessid._aio.drive steps it:
+/* One aget in progress. sessid._aio.drive steps it:
  *
  *     pending = call.start()
  *     while pending is not None:
@@ -7,49 +7,40 @@
  *         else: pending = call.send(reply)
  *     return call.result()
  *
- * The protocol itself is the C core's state machine; a Call only performs its operations by calling
- * the KV's methods and hands back each awaitable they return. A method that returns a plain value
- * (a synchronous KV) is read at once, without a trip through the event loop.
+ * The lookup itself is a KV run (_kvrun.h); a Call only hands out each awaitable a KV method
+ * returns and hands back what it gave. A method that returns a plain value (a synchronous KV) is
+ * read at once, without a trip through the event loop.
  */
-#include "_binding.h"
+#include "_call.h"
+
+#include "_errors.h"
 
 typedef struct {
     PyObject_HEAD
-    sessid_state *state;
-    StoreObject *store;         /* NULL for a Call that finished when it was made */
+    PyObject *owner;            /* the store whose conf the run uses; NULL for a finished Call */
     PyObject *value;            /* the id of a Call that finished when it was made */
     PyObject *error;            /* the exception of a Call that failed when it was made */
-    pykv backend;
-    int has_backend;
-    sessid_proto run;
-    uint8_t digest[SESSID_DIGEST_LEN];
-    double now;
-    int required;
+    sessidpy_kvrun run;
+    int has_run;
     int busy;
 } CallObject;
 
-static PyObject *new_call(sessid_state *state)
+static CallObject *new_call(sessidpy_state *state)
 {
     CallObject *call = PyObject_GC_New(CallObject, state->call_type);
     if (call == NULL)
         return NULL;
-    call->state = state;
-    call->store = NULL;
-    call->value = NULL;
-    call->error = NULL;
-    call->has_backend = 0;
-    call->busy = 0;
-    call->required = 0;
-    call->now = 0;
+    call->owner = call->value = call->error = NULL;
     memset(&call->run, 0, sizeof call->run);
+    call->has_run = call->busy = 0;
     PyObject_GC_Track(call);
-    return (PyObject *)call;
+    return call;
 }
 
-PyObject *sessid_call_done(sessid_state *state, PyObject *value)
+PyObject *sessidpy_call_done(sessidpy_state *state, PyObject *value)
 {
-    PyObject *error = value == NULL ? sessid_take_exception() : NULL;
-    CallObject *call = (CallObject *)new_call(state);
+    PyObject *error = value == NULL ? sessidpy_take_exception() : NULL;
+    CallObject *call = new_call(state);
     if (call == NULL) {
         Py_XDECREF(value);
         Py_XDECREF(error);
@@ -60,18 +51,16 @@ PyObject *sessid_call_done(sessid_state *state, PyObject *value)
     return (PyObject *)call;
 }
 
-PyObject *sessid_call_new(StoreObject *store, const uint8_t digest[SESSID_DIGEST_LEN], double now,
-                          int required)
+PyObject *sessidpy_call_new(sessidpy_state *state, PyObject *owner, const sessidpy_kvconf *conf,
+                            PyObject *kv, const uint8_t digest[SESSID_DIGEST_LEN], double now,
+                            int required)
 {
-    CallObject *call = (CallObject *)new_call(store->state);
+    CallObject *call = new_call(state);
     if (call == NULL)
         return NULL;
-    call->store = (StoreObject *)Py_NewRef(store);
-    memcpy(call->digest, digest, SESSID_DIGEST_LEN);
-    call->now = now;
-    call->required = required;
-    call->has_backend = 1;
-    if (sessid_store_begin_kv(store, digest, now, &call->run, &call->backend) < 0) {
+    call->owner = Py_NewRef(owner);
+    call->has_run = 1;
+    if (sessidpy_kvrun_begin(&call->run, conf, kv, digest, now, required) < 0) {
         Py_DECREF(call);
         return NULL;
     }
@@ -88,37 +77,12 @@ static int enter(CallObject *self)
     return 0;
 }
 
-/* Performs operations until one returns an awaitable (returned) or the run is over (None). */
+/* The next awaitable, or None once the run is over. */
 static PyObject *advance(CallObject *self)
 {
-    const sessid_op *op;
-    while (self->has_backend && (op = sessid_proto_next(&self->run)) != NULL) {
-        int status;
-        PyObject *result = sessid_pykv_call(&self->backend, op, &status);
-        if (result != NULL && sessid_is_awaitable(result)) {
-            self->busy = 0;
-            return result;
-        }
-        sessid_kv_value value = {0};
-        if (result != NULL) {
-            status = sessid_pykv_read(&self->backend, op, result, &value);
-            Py_DECREF(result);
-        }
-        sessid_proto_feed(&self->run, status, &value);
-    }
+    PyObject *awaitable = self->has_run ? sessidpy_kvrun_advance(&self->run, 1) : NULL;
     self->busy = 0;
-    Py_RETURN_NONE;
-}
-
-/* The operation that an awaited reply answers, or NULL with RuntimeError. */
-static const sessid_op *awaited_op(CallObject *self)
-{
-    const sessid_op *op = self->has_backend ? sessid_proto_next(&self->run) : NULL;
-    if (op == NULL) {
-        self->busy = 0;
-        PyErr_SetString(PyExc_RuntimeError, "this lookup is not waiting for a reply");
-    }
-    return op;
+    return awaitable != NULL ? awaitable : Py_NewRef(Py_None);
 }
 
 static PyObject *call_start(CallObject *self, PyObject *unused)
@@ -129,17 +93,30 @@ static PyObject *call_start(CallObject *self, PyObject *unused)
     return advance(self);
 }
 
-static PyObject *call_send(CallObject *self, PyObject *reply)
+/* Hands in what an awaitable gave (its reply, or exc when it raised) and goes on. */
+static PyObject *resume(CallObject *self, PyObject *reply, PyObject *exc)
 {
     if (enter(self) < 0)
         return NULL;
-    const sessid_op *op = awaited_op(self);
-    if (op == NULL)
+    int rc;
+    if (!self->has_run) {
+        PyErr_SetString(PyExc_RuntimeError, "this lookup is not waiting for a reply");
+        rc = -1;
+    } else if (exc != NULL) {
+        rc = sessidpy_kvrun_raised(&self->run, exc);
+    } else {
+        rc = sessidpy_kvrun_reply(&self->run, reply);
+    }
+    if (rc < 0) {
+        self->busy = 0;
         return NULL;
-    sessid_kv_value value = {0};
-    int status = sessid_pykv_read(&self->backend, op, reply, &value);
-    sessid_proto_feed(&self->run, status, &value);
+    }
     return advance(self);
+}
+
+static PyObject *call_send(CallObject *self, PyObject *reply)
+{
+    return resume(self, reply, NULL);
 }
 
 static PyObject *call_throw(CallObject *self, PyObject *exc)
@@ -149,53 +126,46 @@ static PyObject *call_throw(CallObject *self, PyObject *exc)
                      Py_TYPE(exc)->tp_name);
         return NULL;
     }
-    if (enter(self) < 0)
-        return NULL;
-    const sessid_op *op = awaited_op(self);
-    if (op == NULL)
-        return NULL;
-    sessid_proto_feed(&self->run, sessid_pykv_fail(&self->backend, op, exc), NULL);
-    return advance(self);
+    return resume(self, NULL, exc);
 }
 
 static PyObject *call_result(CallObject *self, PyObject *unused)
 {
     (void)unused;
     if (self->error != NULL) {
-        sessid_restore_exception(self->error);
+        sessidpy_restore_exception(self->error);
         self->error = NULL;
         return NULL;
     }
     if (self->value != NULL)
         return Py_NewRef(self->value);
-    if (self->store == NULL || sessid_proto_next(&self->run) != NULL) {
+    if (!self->has_run || sessidpy_kvrun_running(&self->run)) {
         PyErr_SetString(PyExc_RuntimeError, "this lookup has not finished");
         return NULL;
     }
-    return sessid_store_finish(self->store, &self->run, &self->backend, self->digest, self->now,
-                               self->required);
+    return sessidpy_kvrun_finish(&self->run);
 }
 
 static int call_traverse(CallObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->store);
+    Py_VISIT(self->owner);
     Py_VISIT(self->value);
     Py_VISIT(self->error);
-    if (self->has_backend)
-        return sessid_pykv_traverse(&self->backend, visit, arg);
+    if (self->has_run)
+        return sessidpy_kvrun_traverse(&self->run, visit, arg);
     return 0;
 }
 
 static int call_clear(CallObject *self)
 {
-    Py_CLEAR(self->store);
+    if (self->has_run) {
+        sessidpy_kvrun_clear(&self->run);
+        self->has_run = 0;
+    }
+    Py_CLEAR(self->owner);
     Py_CLEAR(self->value);
     Py_CLEAR(self->error);
-    if (self->has_backend) {
-        sessid_pykv_clear(&self->backend);
-        self->has_backend = 0;
-    }
     return 0;
 }
 
@@ -225,7 +195,7 @@ static PyType_Slot call_slots[] = {
     {0, NULL},
 };
 
-PyType_Spec sessid_call_spec = {
+PyType_Spec sessidpy_call_spec = {
     .name = "sessid._sessid.Call",
     .basicsize = sizeof(CallObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE

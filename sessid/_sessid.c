@@ -1,120 +1,72 @@
-/* The module sessid._sessid: its state, exceptions and module-level functions. */
-#include "_binding.h"
+/* The module sessid._sessid: its state, its exceptions and types, and the module-level functions
+ * that use the default Store. */
+#include "_call.h"
+#include "_options.h"
+#include "_state.h"
+#include "_store.h"
 
-static sessid_state *module_state(PyObject *module)
+static sessidpy_state *module_state(PyObject *module)
 {
     return PyModule_GetState(module);
 }
 
-PyObject *sessid_raise_status(sessid_state *state, int status)
-{
-    switch (status) {
-    case SESSID_ENOMEM:
-        return PyErr_NoMemory();
-    case SESSID_EINVAL:
-    case SESSID_ESTATE:
-        PyErr_Format(PyExc_SystemError, "sessid: %s", sessid_strerror(status));
-        return NULL;
-    default:
-        PyErr_SetString(state->error, sessid_strerror(status));
-        return NULL;
-    }
-}
-
-PyObject *sessid_take_exception(void)
-{
-    assert(PyErr_Occurred());
-#if PY_VERSION_HEX >= 0x030C0000
-    return PyErr_GetRaisedException();
-#else
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback != NULL) {
-        PyException_SetTraceback(value, traceback);
-        Py_DECREF(traceback);
-    }
-    Py_XDECREF(type);
-    return value;
-#endif
-}
-
-void sessid_restore_exception(PyObject *exc)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(exc);
-#else
-    PyErr_Restore(Py_NewRef(Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-#endif
-}
-
-PyObject *sessid_default_store(sessid_state *state)
+/* The module's default Store, made on first use (borrowed reference), or NULL. */
+static PyObject *default_store(sessidpy_state *state)
 {
     if (state->default_store == NULL)
         state->default_store = PyObject_CallNoArgs((PyObject *)state->store_type);
     return state->default_store;
 }
 
-/* The default store, held for the length of one call: a KV method may replace the default store
- * while the call runs. */
-static PyObject *default_store_get(PyObject *module, PyObject *api_key, int required)
+/* get or aget on the default store, held for the length of the call: a KV method may replace the
+ * default store while the call runs. */
+static PyObject *on_default_store(PyObject *module, PyObject *api_key, int required, int async)
 {
-    PyObject *store = sessid_default_store(module_state(module));
+    PyObject *store = default_store(module_state(module));
     if (store == NULL)
         return NULL;
     Py_INCREF(store);
-    PyObject *id = sessid_store_get((StoreObject *)store, api_key, required);
+    PyObject *result = async ? sessidpy_store_aget(store, api_key, required)
+                             : sessidpy_store_get(store, api_key, required);
     Py_DECREF(store);
-    return id;
-}
-
-/* The coroutine of an aget on the default store; it holds the store until it is done. */
-static PyObject *default_store_aget(PyObject *module, PyObject *api_key, int required)
-{
-    PyObject *store = sessid_default_store(module_state(module));
-    if (store == NULL)
-        return NULL;
-    Py_INCREF(store);
-    PyObject *coroutine = sessid_store_aget((StoreObject *)store, api_key, required);
-    Py_DECREF(store);
-    return coroutine;
-}
-
-static PyObject *module_aget(PyObject *module, PyObject *api_key)
-{
-    return default_store_aget(module, api_key, 0);
-}
-
-static PyObject *module_aget_required(PyObject *module, PyObject *api_key)
-{
-    return default_store_aget(module, api_key, 1);
+    return result;
 }
 
 static PyObject *module_get(PyObject *module, PyObject *api_key)
 {
-    return default_store_get(module, api_key, 0);
+    return on_default_store(module, api_key, 0, 0);
 }
 
 static PyObject *module_get_required(PyObject *module, PyObject *api_key)
 {
-    return default_store_get(module, api_key, 1);
+    return on_default_store(module, api_key, 1, 0);
+}
+
+static PyObject *module_aget(PyObject *module, PyObject *api_key)
+{
+    return on_default_store(module, api_key, 0, 1);
+}
+
+static PyObject *module_aget_required(PyObject *module, PyObject *api_key)
+{
+    return on_default_store(module, api_key, 1, 1);
 }
 
 static PyObject *module_default_store(PyObject *module, PyObject *unused)
 {
     (void)unused;
-    return Py_XNewRef(sessid_default_store(module_state(module)));
+    return Py_XNewRef(default_store(module_state(module)));
 }
 
 static PyObject *module_set_default_store(PyObject *module, PyObject *store)
 {
-    sessid_state *state = module_state(module);
+    sessidpy_state *state = module_state(module);
     if (!Py_IS_TYPE(store, state->store_type)) {
         PyErr_Format(PyExc_TypeError, "set_default_store() takes a sessid.Store, not %.100s",
                      Py_TYPE(store)->tp_name);
         return NULL;
     }
-    PyObject *previous = sessid_default_store(state);
+    PyObject *previous = default_store(state);
     if (previous == NULL)
         return NULL;
     state->default_store = Py_NewRef(store);
@@ -168,11 +120,11 @@ static int add_exception(PyObject *module, PyObject **slot, const char *name, co
 
 static int module_exec(PyObject *module)
 {
-    sessid_state *st = module_state(module);
-    st->store_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &sessid_store_spec, NULL);
+    sessidpy_state *st = module_state(module);
+    st->store_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &sessidpy_store_spec, NULL);
     if (st->store_type == NULL || PyModule_AddType(module, st->store_type) < 0)
         return -1;
-    st->call_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &sessid_call_spec, NULL);
+    st->call_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &sessidpy_call_spec, NULL);
     if (st->call_type == NULL)
         return -1;
     if (add_exception(module, &st->error, "sessid.Error", "Base class of sessid's errors.", NULL) < 0
@@ -189,7 +141,7 @@ static int module_exec(PyObject *module)
     st->kwnames_set_get = names_tuple(3, "nx", "ex", "get");
     if (st->kwnames_ex == NULL || st->kwnames_set == NULL || st->kwnames_set_get == NULL)
         return -1;
-    PyObject *ttl_max = PyFloat_FromDouble(SESSID_TTL_MAX);
+    PyObject *ttl_max = PyFloat_FromDouble(SESSIDPY_TTL_MAX);
     int rc = ttl_max == NULL ? -1 : PyModule_AddObjectRef(module, "TTL_MAX", ttl_max);
     Py_XDECREF(ttl_max);
     if (rc < 0 || PyModule_AddIntConstant(module, "VALUE_MAX", SESSID_VALUE_MAX) < 0)
@@ -199,7 +151,7 @@ static int module_exec(PyObject *module)
 
 static int module_traverse(PyObject *module, visitproc visit, void *arg)
 {
-    sessid_state *st = module_state(module);
+    sessidpy_state *st = module_state(module);
     Py_VISIT(st->store_type);
     Py_VISIT(st->call_type);
     Py_VISIT(st->error);
@@ -211,7 +163,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
 
 static int module_clear(PyObject *module)
 {
-    sessid_state *st = module_state(module);
+    sessidpy_state *st = module_state(module);
     Py_CLEAR(st->default_store);
     Py_CLEAR(st->drive);
     Py_CLEAR(st->store_type);
@@ -246,7 +198,7 @@ static struct PyModuleDef sessid_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "sessid._sessid",
     .m_doc = "The C core of sessid: stable random session ids per API key, with a sliding TTL.",
-    .m_size = sizeof(sessid_state),
+    .m_size = sizeof(sessidpy_state),
     .m_methods = module_methods,
     .m_slots = module_slots,
     .m_traverse = module_traverse,

@@ -1,0 +1,33 @@
+/* Errors: the C core's statuses as Python exceptions, a KV failure as KVError, and an exception
+ * taken out of the interpreter to be raised later. */
+#ifndef SESSIDPY_ERRORS_H
+#define SESSIDPY_ERRORS_H
+
+#include "_state.h"
+
+/* What went wrong in a KV run, as the Python backend recorded it (see _pykv.h). */
+typedef struct sessidpy_kv_failure {
+    PyObject *error;            /* strong: the exception a KV method raised, if any */
+    PyObject *problem;          /* strong: a str describing a reply of the wrong kind, if any */
+    const char *method;         /* the KV method of the last operation */
+    int fatal;                  /* error is a BaseException that must propagate (not an Exception) */
+} sessidpy_kv_failure;
+
+/* Raises the exception for a status that is not a KV failure (MemoryError, sessid.Error,
+ * SystemError for a misused core) and returns NULL. */
+PyObject *sessidpy_raise_status(sessidpy_state *state, int status);
+
+/* Raises what a KV run that failed with status (a KV failure: sessid_status_is_kv_failure) calls
+ * for: a fatal exception itself (taken out of failure), or KVError chained to the KV's exception,
+ * its message naming the method and the KV key (a str). Returns NULL. */
+PyObject *sessidpy_raise_kv_failure(sessidpy_state *state, sessidpy_kv_failure *failure,
+                                    PyObject *kv_key, int status);
+
+/* Takes the exception that is set (there must be one) and returns it, normalized, with its
+ * traceback; the error indicator is left clear. */
+PyObject *sessidpy_take_exception(void);
+
+/* Sets exc (stolen) as the exception being raised. */
+void sessidpy_restore_exception(PyObject *exc);
+
+#endif

@@ -1,0 +1,39 @@
+/* The arguments of Store(), checked and turned into C. */
+#ifndef SESSIDPY_OPTIONS_H
+#define SESSIDPY_OPTIONS_H
+
+#include "_apikey.h"
+#include "_clock.h"
+#include "_state.h"
+
+/* The longest TTL a Store takes, in seconds (about 31.7 years), and its text for messages. */
+#define SESSIDPY_TTL_MAX 1e9
+#define SESSIDPY_TTL_MAX_TEXT "1e9"
+
+typedef enum { SESSIDPY_ON_KV_ERROR_RANDOM, SESSIDPY_ON_KV_ERROR_LOCAL } sessidpy_on_kv_error;
+
+typedef struct sessidpy_options {
+    PyObject *kv;               /* strong, or NULL: local mode (or cleared by the GC, see kv_mode) */
+    sessidpy_clock clock;
+    sessidpy_prefix prefix;
+    double ttl;
+    uint64_t max_entries;       /* 0: None */
+    double refresh_after;       /* 0: None */
+    sessidpy_on_kv_error on_kv_error;
+    int kv_mode;                /* a kv was given */
+    int kv_has_getex;           /* ... and it has a callable getex */
+} sessidpy_options;
+
+/* Checks the arguments of Store(kv=None, *, ttl=3600.0, prefix="sessid:", max_entries=None,
+ * clock=None, refresh_after=None, on_kv_error="random") into *options. Each bad argument raises
+ * TypeError or ValueError naming it and what was given. Clear options with sessidpy_options_clear
+ * afterwards, whether this succeeded or not. */
+int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwargs,
+                           sessidpy_options *options);
+
+void sessidpy_options_clear(sessidpy_options *options);
+
+/* "random" or "local". */
+const char *sessidpy_on_kv_error_name(sessidpy_on_kv_error policy);
+
+#endif
