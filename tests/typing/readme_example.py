@@ -140,3 +140,7 @@ def a_client_is_not_an_async_kv(fake: FakeKV) -> sessid.AsyncKV:
     # --strict makes an ignore that is not needed an error: these check that mistakes are caught.
     sessid.Store(kv=FakeKV)  # type: ignore[arg-type]
     return fake  # type: ignore[return-value]
+
+
+def make_store(client: sessid.KV | sessid.AsyncKV) -> sessid.Store:
+    return sessid.Store(kv=client, refresh_after=60)
