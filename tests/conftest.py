@@ -1,15 +1,59 @@
+import asyncio
 import re
 
 import pytest
 
 import sessid
-from sessid.testing import FakeKV, ManualClock
+from sessid.testing import AsyncFakeKV, FakeKV, ManualClock
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 def is_uuid4(value: object) -> bool:
     return isinstance(value, str) and UUID4.match(value) is not None
+
+
+class Drive:
+    """One way of running a lookup: get/get_required, or aget/aget_required awaited to the end.
+
+    ``store`` may be a Store or the sessid module (its functions have the same names). ``kv_class``
+    picks, from a synchronous KV class and its coroutine twin, the one this way drives.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.is_async = name != "sync"
+        self.coroutine_kv = name == "async"
+
+    def get(self, store, api_key):
+        return asyncio.run(store.aget(api_key)) if self.is_async else store.get(api_key)
+
+    def get_required(self, store, api_key):
+        if self.is_async:
+            return asyncio.run(store.aget_required(api_key))
+        return store.get_required(api_key)
+
+    def kv_class(self, sync_class, async_class):
+        return async_class if self.coroutine_kv else sync_class
+
+    def kv(self, **options) -> FakeKV:
+        return self.kv_class(FakeKV, AsyncFakeKV)(**options)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+DRIVES = [
+    "sync",             # get / get_required, a synchronous KV
+    "async",            # aget / aget_required, a KV whose methods are coroutines (redis.asyncio)
+    "async-sync-kv",    # aget / aget_required, a synchronous KV: allowed, its replies read at once
+]
+
+
+@pytest.fixture(params=DRIVES)
+def drive(request) -> Drive:
+    """Runs a test once per driver, so that a difference between them cannot hide."""
+    return Drive(request.param)
 
 
 @pytest.fixture

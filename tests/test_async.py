@@ -1,4 +1,7 @@
-"""aget / aget_required: the same protocol, stepped by asyncio, with a coroutine KV."""
+"""aget / aget_required: the same protocol, stepped by asyncio, with a coroutine KV.
+
+What they do with a misbehaving KV or bad input is in test_bad_kv.py and test_bad_input.py, whose
+rows run through get and aget alike."""
 
 import asyncio
 
@@ -43,30 +46,11 @@ def test_aget_on_the_reference_protocol(clock):
     assert [c[0] for c in akv.commands] == ["get", "set", "get", "get", "expire"]
 
 
-def test_aget_required_raises_kv_error_with_the_cause(akv, clock):
-    store = sessid.Store(kv=akv, clock=clock)
-    boom = ConnectionError("down")
-    akv.fail("getex", boom)
-    with pytest.raises(sessid.KVError, match="kv.getex\\(\\) raised ConnectionError") as info:
-        run(store.aget_required(KEY))
-    assert info.value.__cause__ is boom
-    assert is_uuid4(run(store.aget(KEY)))
-    assert store.stats()["kv_errors"] == 2
-
-
 def test_aget_falls_back_locally_when_asked(akv, clock):
     store = sessid.Store(kv=akv, clock=clock, on_kv_error="local")
     first = run(store.aget(KEY))
     akv.fail("getex")
     assert run(store.aget(KEY)) == first
-
-
-def test_missing_after_set_in_async(clock):
-    akv = AsyncFakeKV(clock=clock, has_getex=False, has_set_get=False)
-    akv.set_persists = False
-    store = sessid.Store(kv=akv, clock=clock)
-    with pytest.raises(sessid.KVError, match="missing after set"):
-        run(store.aget_required(KEY))
 
 
 def test_gather_of_many_first_calls_agrees_on_one_id(akv, clock):
@@ -123,15 +107,6 @@ def test_a_cancelled_aget_leaves_nothing_behind(clock):
 
     first, second = run(main())
     assert first == second and is_uuid4(first)
-
-
-def test_a_base_exception_from_the_kv_propagates(akv, clock):
-    store = sessid.Store(kv=akv, clock=clock)
-    akv.fail("getex", KeyboardInterrupt())
-    with pytest.raises(KeyboardInterrupt):
-        run(store.aget(KEY))
-    akv.heal()
-    assert is_uuid4(run(store.aget(KEY)))
 
 
 def test_near_cache_in_async(akv, clock):

@@ -1,13 +1,19 @@
-"""Bad input, one row per case: the documented exception, and a store that still works afterwards."""
+"""Bad input, one row per case: the documented exception, and a store that still works afterwards.
 
+Each row that looks a key up runs through each driver (the `drive` fixture): get/get_required, and
+aget/aget_required with an asyncio KV and with a synchronous one."""
+
+import asyncio
+import gc
 import math
+import weakref
 from datetime import timedelta
 
 import pytest
 
 import sessid
 from conftest import is_uuid4
-from sessid.testing import FakeKV, ManualClock
+from sessid.testing import AsyncFakeKV, FakeKV, ManualClock
 
 GOOD = "sk-ant-api03-good-key"
 
@@ -41,57 +47,79 @@ WRONG_TYPES = [None, 0, 1.5, 2j, True, ["k"], {"k": 1}, ("k",), {"k"}, object(),
                OddBytes(), RaisingStr(), sessid.Store, type, iter([b"k"])]
 
 
-@pytest.fixture(params=["local", "kv"])
-def store(request):
+# Each driver on a store without and with a KV; without one, there is no KV to vary.
+DRIVES_AND_STORES = [("sync", "local"), ("sync", "kv"), ("async", "local"), ("async", "kv"),
+                     ("async-sync-kv", "kv")]
+EVERY_DRIVE = pytest.mark.parametrize("drive, store", DRIVES_AND_STORES, indirect=True)
+LOCAL_DRIVES = pytest.mark.parametrize("drive", ["sync", "async"], indirect=True)
+
+
+@pytest.fixture
+def store(request, drive):
     clock = ManualClock()
-    kv = FakeKV(clock=clock) if request.param == "kv" else None
+    kv = drive.kv(clock=clock) if request.param == "kv" else None
     return sessid.Store(kv=kv, clock=clock)
 
 
-def still_works(store):
-    first = store.get_required(GOOD)
-    assert is_uuid4(first) and store.get(GOOD) == first
+def still_works(drive, store):
+    first = drive.get_required(store, GOOD)
+    assert is_uuid4(first) and drive.get(store, GOOD) == first
+
+
+@EVERY_DRIVE
+@pytest.mark.parametrize("key", WRONG_TYPES, ids=lambda k: type(k).__name__)
+@pytest.mark.parametrize("method", ["get", "get_required"])
+def test_wrong_key_types_raise_type_error(drive, store, method, key):
+    with pytest.raises(TypeError, match="api_key must be str or a bytes-like object"):
+        getattr(drive, method)(store, key)
+    still_works(drive, store)
 
 
 @pytest.mark.parametrize("key", WRONG_TYPES, ids=lambda k: type(k).__name__)
-@pytest.mark.parametrize("method", ["get", "get_required", "key_for"])
-def test_wrong_key_types_raise_type_error(store, method, key):
+def test_wrong_key_types_for_key_for(key):
+    """Single driver: key_for does no lookup, so it has no async form."""
+    store = sessid.Store(kv=FakeKV())
     with pytest.raises(TypeError, match="api_key must be str or a bytes-like object"):
-        getattr(store, method)(key)
-    still_works(store)
+        store.key_for(key)
+    assert store.key_for(GOOD).startswith("sessid:")
 
 
+@EVERY_DRIVE
 @pytest.mark.parametrize("key", ["\udc80", "ok\ud800", "\udfff" * 3], ids=["alone", "trailing", "many"])
-def test_lone_surrogates_raise_unicode_encode_error(store, key):
+def test_lone_surrogates_raise_unicode_encode_error(drive, store, key):
     with pytest.raises(UnicodeEncodeError):
-        store.get(key)
+        drive.get(store, key)
     with pytest.raises(UnicodeEncodeError):
-        store.get_required(key)
-    still_works(store)
+        drive.get_required(store, key)
+    still_works(drive, store)
 
 
-def test_str_subclass_is_hashed_by_its_characters(store):
+@EVERY_DRIVE
+def test_str_subclass_is_hashed_by_its_characters(drive, store):
     odd = KeyStr(GOOD)
-    assert store.get(odd) == store.get(GOOD)
+    assert drive.get(store, odd) == drive.get(store, GOOD)
     assert store.key_for(odd) == store.key_for(GOOD)
 
 
+@EVERY_DRIVE
 @pytest.mark.parametrize("key", ["\x00", "a\x00b", b"\x00\x00", "\x00" * 100])
-def test_nul_bytes_are_part_of_the_key(store, key):
-    first = store.get(key)
-    assert is_uuid4(first) and store.get(key) == first
-    assert store.get(key + key[:1]) != first
+def test_nul_bytes_are_part_of_the_key(drive, store, key):
+    first = drive.get(store, key)
+    assert is_uuid4(first) and drive.get(store, key) == first
+    assert drive.get(store, key + key[:1]) != first
 
 
-def test_a_ten_megabyte_key(store):
+@EVERY_DRIVE
+def test_a_ten_megabyte_key(drive, store):
     big = "k" * (10 * 1024 * 1024)
-    first = store.get(big)
-    assert store.get(big) == first
-    assert store.get(big.encode()) == first
-    assert store.get(big[:-1] + "x") != first
-    still_works(store)
+    first = drive.get(store, big)
+    assert drive.get(store, big) == first
+    assert drive.get(store, big.encode()) == first
+    assert drive.get(store, big[:-1] + "x") != first
+    still_works(drive, store)
 
 
+@EVERY_DRIVE
 @pytest.mark.parametrize(
     "make",
     [bytes, bytearray, memoryview, lambda b: memoryview(bytearray(b)),
@@ -99,26 +127,50 @@ def test_a_ten_megabyte_key(store):
      lambda b: memoryview(b).cast("c")],
     ids=["bytes", "bytearray", "memoryview", "view-of-bytearray", "sliced", "strided", "cast"],
 )
-def test_bytes_like_keys_agree_with_the_str(store, make):
-    assert store.get(make(GOOD.encode())) == store.get(GOOD)
+def test_bytes_like_keys_agree_with_the_str(drive, store, make):
+    assert drive.get(store, make(GOOD.encode())) == drive.get(store, GOOD)
 
 
-def test_multidimensional_and_typed_buffers_hash_their_bytes(store):
+@EVERY_DRIVE
+def test_multidimensional_and_typed_buffers_hash_their_bytes(drive, store):
     import array
 
     numbers = array.array("I", [1, 2, 3])
-    assert store.get(numbers) == store.get(numbers.tobytes())
+    assert drive.get(store, numbers) == drive.get(store, numbers.tobytes())
     grid = memoryview(bytes(range(12))).cast("B", (3, 4))
-    assert store.get(grid) == store.get(bytes(range(12)))
+    assert drive.get(store, grid) == drive.get(store, bytes(range(12)))
 
 
-def test_a_bytearray_mutated_between_calls_is_a_new_key(store):
+@EVERY_DRIVE
+def test_a_bytearray_mutated_between_calls_is_a_new_key(drive, store):
     key = bytearray(GOOD.encode())
-    first = store.get(key)
+    first = drive.get(store, key)
     key[0] ^= 1
-    assert store.get(key) != first
+    assert drive.get(store, key) != first
     key[0] ^= 1
-    assert store.get(key) == first
+    assert drive.get(store, key) == first
+
+
+class WeakKey(bytearray):
+    """A bytes-like key that a weak reference can watch."""
+
+
+def test_aget_reads_the_key_when_called_and_keeps_no_reference():
+    """Single driver (aget): only aget has a gap between the call and the lookup. The key's bytes
+    are read when aget is called, and the coroutine keeps no reference to the key object."""
+    clock = ManualClock()
+    store = sessid.Store(kv=AsyncFakeKV(clock=clock), clock=clock)
+    key = WeakKey(GOOD.encode())
+    watch = weakref.ref(key)
+    pending = store.aget_required(key)
+    key[0] ^= 1
+    changed = bytes(key)
+    del key
+    gc.collect()
+    assert watch() is None
+    first = asyncio.run(pending)
+    assert asyncio.run(store.aget_required(GOOD)) == first
+    assert asyncio.run(store.aget_required(changed)) != first
 
 
 class ClientClass:
@@ -185,24 +237,26 @@ def test_constructor_arguments_out_of_range(kwargs, error, message):
     assert "%" not in str(raised.value)
 
 
+@LOCAL_DRIVES
 @pytest.mark.parametrize("ttl", [timedelta(minutes=30), timedelta(seconds=1.5), timedelta(days=365)])
-def test_ttl_and_refresh_after_take_a_timedelta(ttl):
+def test_ttl_and_refresh_after_take_a_timedelta(drive, ttl):
     clock = ManualClock()
     store = sessid.Store(ttl=ttl, clock=clock)
     assert store.ttl == ttl.total_seconds()
-    first = store.get(GOOD)
+    first = drive.get(store, GOOD)
     clock.advance(ttl.total_seconds() - 0.25)
-    assert store.get(GOOD) == first
+    assert drive.get(store, GOOD) == first
     clock.advance(ttl.total_seconds())
-    assert store.get(GOOD) != first
+    assert drive.get(store, GOOD) != first
     kv_store = sessid.Store(kv=FakeKV(clock=clock), ttl=ttl, clock=clock, refresh_after=ttl / 2)
     assert kv_store.refresh_after == ttl.total_seconds() / 2
 
 
-def test_the_largest_settings_are_taken():
+@LOCAL_DRIVES
+def test_the_largest_settings_are_taken(drive):
     store = sessid.Store(ttl=sessid._sessid.TTL_MAX, max_entries=2**30)
     assert store.ttl == 1e9 and store.max_entries == 2**30
-    assert is_uuid4(store.get(GOOD))
+    assert is_uuid4(drive.get(store, GOOD))
 
 
 class Clock:
@@ -223,35 +277,38 @@ class Clock:
      (math.inf, ValueError), (10**400, OverflowError)],
     ids=["raises", "interrupt", "str", "none", "bytes", "nan", "inf", "huge-int"],
 )
-@pytest.mark.parametrize("mode", ["local", "kv"])
-def test_a_bad_clock_reading_raises_and_the_next_good_one_works(reading, error, mode):
-    kv = FakeKV() if mode == "kv" else None
+@pytest.mark.parametrize("drive, mode", DRIVES_AND_STORES, indirect=["drive"])
+def test_a_bad_clock_reading_raises_and_the_next_good_one_works(drive, reading, error, mode):
+    kv = drive.kv() if mode == "kv" else None
     store = sessid.Store(kv=kv, clock=Clock(1000.0, reading, 1001.0, 1002.0))
-    first = store.get(GOOD)
+    first = drive.get(store, GOOD)
     with pytest.raises(error):
-        store.get(GOOD)
-    assert store.get(GOOD) == first
-    assert store.get_required(GOOD) == first
+        drive.get(store, GOOD)
+    assert drive.get(store, GOOD) == first
+    assert drive.get_required(store, GOOD) == first
+    assert store.stats()["kv_errors"] == 0
 
 
-def test_a_clock_that_goes_backwards_stands_still():
+@LOCAL_DRIVES
+def test_a_clock_that_goes_backwards_stands_still(drive):
     clock = ManualClock(5000)
     store = sessid.Store(ttl=10, clock=clock)
-    first = store.get(GOOD)
+    first = drive.get(store, GOOD)
     for step in range(50):
         clock.now = 5000 - step * 100          # far into the past
-        assert store.get(GOOD) == first
+        assert drive.get(store, GOOD) == first
     clock.now = 5009.9
-    assert store.get(GOOD) == first             # renewed at 5000 (the latest time seen)
+    assert drive.get(store, GOOD) == first      # renewed at 5000 (the latest time seen)
     clock.now = 5020
-    assert store.get(GOOD) != first
+    assert drive.get(store, GOOD) != first
 
 
-def test_an_int_clock_works():
+@LOCAL_DRIVES
+def test_an_int_clock_works(drive):
     ticks = iter(range(10**6))
     store = sessid.Store(ttl=5, clock=lambda: next(ticks))
-    first = store.get(GOOD)
-    assert store.get(GOOD) == first             # t=1, renewed to 6
+    first = drive.get(store, GOOD)
+    assert drive.get(store, GOOD) == first      # t=1, renewed to 6
     for _ in range(10):
         next(ticks)
-    assert store.get(GOOD) != first
+    assert drive.get(store, GOOD) != first
