@@ -1,6 +1,7 @@
 """The module-level API, the exception hierarchy, and what ships with the package."""
 
 import importlib.resources
+import os
 import pathlib
 import subprocess
 import sys
@@ -100,7 +101,7 @@ def test_python_m_sessid_works_from_a_checkout_root_after_a_plain_install(tmp_pa
     site, checkout = tmp_path / "site", tmp_path / "checkout"
     shutil.copytree(package, site / "sessid")
     shutil.copytree(package, checkout / "sessid", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)}
+    env = dict(os.environ, PYTHONPATH=str(site))
     out = subprocess.run([sys.executable, "-S", "-m", "sessid", "get", "sk-1"], cwd=checkout, env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
