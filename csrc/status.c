@@ -28,6 +28,8 @@ const char *sessid_strerror(int status)
         return "the KV holds a malformed session id";
     case SESSID_ESTATE:
         return "protocol step out of order";
+    case SESSID_EFILE:
+        return "the shared table's file cannot be used";
     default:
         return "unknown sessid status";
     }

@@ -1,4 +1,5 @@
-/* The in-process table: SHA-256 digest of an API key -> session id, with a sliding TTL.
+/* The sliding-TTL table: SHA-256 digest of an API key -> session id, in this process's memory or in
+ * a file that every process of the host that opens it shares.
  *
  * Keys are the 32-byte digests only; the table never sees a raw API key. An entry is one 64-byte
  * cache line (digest, id, time of last use, links), held in an open-addressing table that is kept
@@ -18,6 +19,15 @@
  * the table's lock for O(1) work, except purge, live and clear, and an insert that grows the table.
  * A table stays usable in both processes after fork(), even when another thread was inside it at
  * the moment of the fork. Functions return 0 or a negative SESSID_E* status (status.h).
+ *
+ * A shared table (sessid_table_open_shared) is the same table in a file (shared.h): a fixed number
+ * of slots with room for max_entries, so it never grows and a full one evicts; its lock, counters
+ * and time are in the file too, so every process sees the same entries, counts and expiry. A process
+ * killed at any moment, even inside a call, loses nothing but that call: the next process to take
+ * the lock repairs the table, and no id changes. Its `now` must come from a clock every process of
+ * the host shares (the monotonic clock). A shared table's lock can only fail if something other
+ * than sessid released it unrepaired; then its functions return SESSID_ESTATE, and those that
+ * cannot fail do nothing.
  */
 #ifndef SESSID_TABLE_H
 #define SESSID_TABLE_H
@@ -27,6 +37,7 @@
 
 #include "digest.h"
 #include "idgen.h"
+#include "shared.h"
 
 /* The most entries a table can hold, with or without max_entries. */
 #define SESSID_TABLE_LIMIT ((uint64_t)1 << 30)
@@ -51,7 +62,16 @@ typedef struct sessid_stats {
  * sessid_table_free). Returns 0, SESSID_EINVAL, SESSID_ENOMEM or SESSID_ERANDOM. */
 int sessid_table_new(double ttl, uint64_t max_entries, sessid_table **out);
 
-/* Frees a table and everything it holds; NULL is allowed. No other thread may be using it. */
+/* Opens the shared table in the file at path (see shared.h for names and paths), creating it when
+ * absent, with room for max_entries (1..SESSID_TABLE_LIMIT) entries that live ttl seconds. On
+ * success *out owns this process's handle (sessid_table_free unmaps it; the file stays). Returns 0,
+ * SESSID_EFILE with *problem saying what is wrong with the file (another ttl or max_entries among
+ * them), SESSID_EINVAL, SESSID_ENOMEM, SESSID_ERANDOM or SESSID_ESTATE. */
+int sessid_table_open_shared(const char *path, double ttl, uint64_t max_entries,
+                             sessid_table **out, sessid_shared_problem *problem);
+
+/* Frees a table and everything it holds (a shared table: this process's mapping); NULL is allowed.
+ * No other thread may be using it. */
 void sessid_table_free(sessid_table *table);
 
 /* The local get-or-create: copies the live id of digest to id and renews its expiry to now + ttl,
@@ -73,6 +93,9 @@ int sessid_table_peek(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LE
  * unchanged on failure. */
 int sessid_table_put(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN],
                      const uint8_t id[SESSID_ID_LEN], double now);
+
+/* Drops the entry of digest, if there is one. Returns 0 or SESSID_ESTATE. */
+int sessid_table_remove(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN], double now);
 
 /* A hint that a lookup of digest follows soon: starts fetching the memory it will read. Safe to
  * call at any time from any thread, without the lock; it changes nothing. */

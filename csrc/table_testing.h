@@ -15,4 +15,15 @@ size_t sessid_table_footprint(sessid_table *table);
  * bytes that the caller frees with free(). Returns 0 or SESSID_ENOMEM. */
 int sessid_table_dump(sessid_table *table, uint8_t **out, size_t *len);
 
+/* Checks every invariant of the table (the caller holds no lock, and no one else may be using the
+ * table): every empty slot blank, every entry found by a lookup and found once, the count, the
+ * use-order list whole and in order. Returns 0, or a negative number naming the first broken one. */
+int sessid_table_check(sessid_table *table);
+
+#ifdef SESSID_FAULT_INJECTION
+/* Kills this process (SIGKILL) at the steps-th step of the table's mutations from now on; 0 turns
+ * it off. For tests of what a process killed inside a shared table leaves behind. */
+void sessid_table_kill_after(long steps);
+#endif
+
 #endif

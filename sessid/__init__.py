@@ -26,6 +26,7 @@ from ._sessid import (
     default_store,
     get,
     get_required,
+    remove_shared,
     set_default_store,
 )
 from ._protocols import AsyncKV, KV
@@ -41,6 +42,7 @@ __all__ = [
     "default_store",
     "get",
     "get_required",
+    "remove_shared",
     "set_default_store",
 ]
 

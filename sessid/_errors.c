@@ -2,6 +2,11 @@
  * exception; and the stash that keeps a KV method's exception while the core goes on. */
 #include "_errors.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
 PyObject *sessidpy_raise_status(sessidpy_state *state, int status)
 {
     assert(!sessid_status_is_kv_failure(status));
@@ -70,6 +75,81 @@ PyObject *sessidpy_raise_kv_failure(sessidpy_state *state, sessidpy_kv_failure *
     if (failure->error != NULL) {
         PyException_SetCause(error, Py_NewRef(failure->error));
         PyException_SetContext(error, Py_NewRef(failure->error));
+    }
+    PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+    Py_DECREF(error);
+    return NULL;
+}
+
+static PyObject *shared_problem_message(const char *path, const sessid_shared_problem *p,
+                                        double ttl, uint64_t max_entries)
+{
+    switch (p->kind) {
+    case SESSID_SHARED_SYSTEM:
+        return PyUnicode_FromFormat("shared table %s: %s() failed: %s%s", path, p->call,
+                                    strerror(p->errno_value),
+                                    p->errno_value == ENOSPC
+                                        ? " (its file system has no room for the whole table; "
+                                          "Docker's /dev/shm holds 64 MB unless --shm-size says "
+                                          "more)"
+                                        : "");
+    case SESSID_SHARED_SETTINGS: {
+        PyObject *found = PyFloat_FromDouble(p->found_ttl), *asked = PyFloat_FromDouble(ttl);
+        PyObject *message = NULL;
+        if (found != NULL && asked != NULL)
+            message = PyUnicode_FromFormat(
+                "shared table %s was made with ttl=%R and max_entries=%llu, not ttl=%R and "
+                "max_entries=%llu: every process must use the same settings (to change them, "
+                "remove the table with sessid.remove_shared)", path, found,
+                (unsigned long long)p->found_max_entries, asked, (unsigned long long)max_entries);
+        Py_XDECREF(found);
+        Py_XDECREF(asked);
+        return message;
+    }
+    case SESSID_SHARED_LAYOUT_OTHER:
+        return PyUnicode_FromFormat(
+            "shared table %s has layout %u, and this sessid reads layout %d: remove it with "
+            "sessid.remove_shared, or use another name", path, (unsigned)p->found_layout,
+            SESSID_SHARED_LAYOUT);
+    case SESSID_SHARED_NOT_A_TABLE:
+        return PyUnicode_FromFormat("%s is not a sessid shared table (truncated, or another "
+                                    "file): remove it, or use another name", path);
+    case SESSID_SHARED_SYMLINK:
+        return PyUnicode_FromFormat("shared table %s is a symbolic link; sessid opens only a "
+                                    "regular file", path);
+    case SESSID_SHARED_OWNER:
+        return PyUnicode_FromFormat("shared table %s belongs to user %lu, not to this process's "
+                                    "user %lu", path, p->found_uid, (unsigned long)geteuid());
+    case SESSID_SHARED_MODE: {
+        char mode[24];                  /* PyUnicode_FromFormat has no octal conversion */
+        snprintf(mode, sizeof mode, "0%lo", p->found_mode);
+        return PyUnicode_FromFormat("shared table %s can be written by group or others (mode "
+                                    "%s); sessid makes and opens it owner-only (0600)", path, mode);
+    }
+    default:
+        return PyUnicode_FromFormat("shared table %s cannot be used", path);
+    }
+}
+
+PyObject *sessidpy_raise_shared_problem(sessidpy_state *state, const char *path,
+                                        const sessid_shared_problem *problem, double ttl,
+                                        uint64_t max_entries)
+{
+    PyObject *message = shared_problem_message(path, problem, ttl, max_entries);
+    if (message == NULL)
+        return NULL;
+    PyObject *error = PyObject_CallOneArg(state->error, message);
+    Py_DECREF(message);
+    if (error == NULL)
+        return NULL;
+    if (problem->kind == SESSID_SHARED_SYSTEM) {
+        PyObject *cause = PyObject_CallFunction(PyExc_OSError, "is", problem->errno_value,
+                                                strerror(problem->errno_value));
+        if (cause == NULL) {
+            Py_DECREF(error);
+            return NULL;
+        }
+        PyException_SetCause(error, cause);
     }
     PyErr_SetObject((PyObject *)Py_TYPE(error), error);
     Py_DECREF(error);

@@ -23,6 +23,13 @@ PyObject *sessidpy_raise_status(sessidpy_state *state, int status);
 PyObject *sessidpy_raise_kv_failure(sessidpy_state *state, sessidpy_kv_failure *failure,
                                     PyObject *kv_key, int status);
 
+/* Raises sessid.Error for a shared table's file that cannot be used: the file's path and what is
+ * wrong with it (for a failed system call, chained to the OSError). ttl and max_entries are what
+ * the caller asked for. Returns NULL. */
+PyObject *sessidpy_raise_shared_problem(sessidpy_state *state, const char *path,
+                                        const sessid_shared_problem *problem, double ttl,
+                                        uint64_t max_entries);
+
 /* Takes the exception that is set (there must be one) and returns it, normalized, with its
  * traceback; the error indicator is left clear. */
 PyObject *sessidpy_take_exception(void);

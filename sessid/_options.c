@@ -178,6 +178,58 @@ static int parse_on_kv_error(PyObject *obj, sessidpy_options *o)
     return 0;
 }
 
+char *sessidpy_shared_path(PyObject *shared, PyObject **text)
+{
+    *text = NULL;
+    PyObject *fspath = PyOS_FSPath(shared);
+    if (fspath == NULL && !PyErr_ExceptionMatches(PyExc_TypeError))
+        return NULL;
+    if (fspath == NULL || !PyUnicode_Check(fspath)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError,
+                     "shared must be a name or an absolute path (str or os.PathLike), or None, not "
+                     "%.100s", Py_TYPE(fspath != NULL ? fspath : shared)->tp_name);
+        Py_XDECREF(fspath);
+        return NULL;
+    }
+    Py_ssize_t len;
+    const char *name = PyUnicode_AsUTF8AndSize(fspath, &len);
+    char *path = name != NULL ? PyMem_Malloc(SESSID_SHARED_PATH_MAX) : NULL;
+    if (name != NULL && path == NULL)
+        PyErr_NoMemory();
+    if (path != NULL && ((size_t)len != strlen(name) || sessid_shared_path(name, path) != SESSID_OK)) {
+        PyErr_Format(PyExc_ValueError,
+                     "shared must be a name of 1 to %d letters, digits, '.', '_' or '-' (not "
+                     "starting with '.'), or an absolute path, got %R", SESSID_SHARED_NAME_MAX,
+                     shared);
+        PyMem_Free(path);
+        path = NULL;
+    }
+    if (path == NULL)
+        Py_DECREF(fspath);
+    else
+        *text = fspath;
+    return path;
+}
+
+static int parse_shared(PyObject *obj, sessidpy_options *o)
+{
+    if (obj == Py_None)
+        return 0;
+    if (o->clock.callable != NULL) {
+        PyErr_SetString(PyExc_ValueError,
+                        "clock cannot be combined with shared: every process of a shared table "
+                        "reads the same monotonic clock");
+        return -1;
+    }
+    o->shared_path = sessidpy_shared_path(obj, &o->shared);
+    if (o->shared_path == NULL)
+        return -1;
+    if (o->max_entries == 0)
+        o->max_entries = SESSIDPY_SHARED_DEFAULT_ENTRIES;
+    return 0;
+}
+
 static int parse_prefix(PyObject *obj, sessidpy_options *o)
 {
     if (obj != NULL)
@@ -194,14 +246,14 @@ int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwar
                            sessidpy_options *o)
 {
     static char *kwlist[] = {"kv", "ttl", "prefix", "max_entries", "clock", "refresh_after",
-                             "on_kv_error", NULL};
+                             "on_kv_error", "shared", NULL};
     PyObject *kv = Py_None, *ttl = NULL, *prefix = NULL, *max_entries = Py_None;
-    PyObject *clock = Py_None, *refresh_after = Py_None, *on_kv_error = NULL;
+    PyObject *clock = Py_None, *refresh_after = Py_None, *on_kv_error = NULL, *shared = Py_None;
     memset(o, 0, sizeof *o);
     o->ttl = 3600.0;
     o->on_kv_error = SESSIDPY_ON_KV_ERROR_RANDOM;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOOOOO:Store", kwlist, &kv, &ttl, &prefix,
-                                     &max_entries, &clock, &refresh_after, &on_kv_error))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOOOOOO:Store", kwlist, &kv, &ttl, &prefix,
+                                     &max_entries, &clock, &refresh_after, &on_kv_error, &shared))
         return -1;
     if ((ttl != NULL && parse_ttl(ttl, &o->ttl) < 0)
         || parse_max_entries(max_entries, &o->max_entries) < 0
@@ -209,7 +261,8 @@ int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwar
         || parse_prefix(prefix, o) < 0
         || parse_refresh_after(refresh_after, o) < 0
         || parse_on_kv_error(on_kv_error, o) < 0
-        || parse_clock(clock, o) < 0)
+        || parse_clock(clock, o) < 0
+        || parse_shared(shared, o) < 0)
         return -1;
     o->clock.monotonic = sessid_clock_for(o->ttl / 1000);
     return 0;
@@ -219,6 +272,9 @@ void sessidpy_options_clear(sessidpy_options *o)
 {
     Py_CLEAR(o->kv);
     Py_CLEAR(o->clock.callable);
+    Py_CLEAR(o->shared);
+    PyMem_Free(o->shared_path);
+    o->shared_path = NULL;
     sessidpy_prefix_clear(&o->prefix);
 }
 

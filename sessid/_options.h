@@ -20,18 +20,27 @@ typedef struct sessidpy_options {
     uint64_t max_entries;       /* 0: None */
     double refresh_after;       /* 0: None */
     sessidpy_on_kv_error on_kv_error;
+    PyObject *shared;           /* strong: the shared= argument as given (a str), or NULL */
+    char *shared_path;          /* PyMem: its file, or NULL for a private table */
     int kv_mode;                /* a kv was given */
     int kv_has_getex;           /* ... and it has a callable getex */
 } sessidpy_options;
 
+/* The max_entries of a shared table when none is given. */
+#define SESSIDPY_SHARED_DEFAULT_ENTRIES 100000
+
 /* Checks the arguments of Store(kv=None, *, ttl=3600.0, prefix="sessid:", max_entries=None,
- * clock=None, refresh_after=None, on_kv_error="random") into *options. Each bad argument raises
+ * clock=None, refresh_after=None, on_kv_error="random", shared=None) into *options. Each bad argument raises
  * TypeError or ValueError naming it and what was given. Clear options with sessidpy_options_clear
  * afterwards, whether this succeeded or not. */
 int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwargs,
                            sessidpy_options *options);
 
 void sessidpy_options_clear(sessidpy_options *options);
+
+/* The file of a shared= argument (a name or an absolute path, str or os.PathLike) as a PyMem
+ * string, or NULL with ValueError or TypeError naming the argument. */
+char *sessidpy_shared_path(PyObject *shared, PyObject **text);
 
 /* "random" or "local". */
 const char *sessidpy_on_kv_error_name(sessidpy_on_kv_error policy);

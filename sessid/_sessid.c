@@ -1,9 +1,13 @@
 /* The module sessid._sessid: its state, its exceptions and types, and the module-level functions
  * that use the default Store. */
 #include "_call.h"
+#include "_errors.h"
 #include "_options.h"
 #include "_state.h"
 #include "_store.h"
+#include "../csrc/table_testing.h"
+
+#include <errno.h>
 
 static sessidpy_state *module_state(PyObject *module)
 {
@@ -73,6 +77,59 @@ static PyObject *module_set_default_store(PyObject *module, PyObject *store)
     return previous;                    /* the module's reference passes to the caller */
 }
 
+static PyObject *module_remove_shared(PyObject *module, PyObject *shared)
+{
+    sessidpy_state *state = module_state(module);
+    PyObject *text;
+    char *path = sessidpy_shared_path(shared, &text);
+    if (path == NULL)
+        return NULL;
+    sessid_shared_problem problem;
+    int rc = sessid_shared_remove(path, &problem);
+    PyObject *result = NULL;
+    if (rc == SESSID_OK)
+        result = Py_NewRef(Py_True);
+    else if (problem.kind == SESSID_SHARED_SYSTEM && problem.errno_value == ENOENT)
+        result = Py_NewRef(Py_False);
+    else
+        sessidpy_raise_shared_problem(state, path, &problem, 0, 0);
+    PyMem_Free(path);
+    Py_DECREF(text);
+    return result;
+}
+
+static PyObject *module_shared_settings(PyObject *module, PyObject *shared)
+{
+    sessidpy_state *state = module_state(module);
+    PyObject *text;
+    char *path = sessidpy_shared_path(shared, &text);
+    if (path == NULL)
+        return NULL;
+    sessid_shared_problem problem;
+    double ttl;
+    uint64_t max_entries;
+    PyObject *result = NULL;
+    if (sessid_shared_settings(path, &ttl, &max_entries, &problem) == SESSID_OK)
+        result = Py_BuildValue("dK", ttl, (unsigned long long)max_entries);
+    else
+        sessidpy_raise_shared_problem(state, path, &problem, 0, 0);
+    PyMem_Free(path);
+    Py_DECREF(text);
+    return result;
+}
+
+#ifdef SESSID_FAULT_INJECTION
+static PyObject *module_kill_after(PyObject *module, PyObject *steps)
+{
+    (void)module;
+    long n = PyLong_AsLong(steps);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    sessid_table_kill_after(n);
+    Py_RETURN_NONE;
+}
+#endif
+
 static PyMethodDef module_methods[] = {
     {"get", module_get, METH_O,
      "get($module, api_key, /)\n--\n\nThe session id of api_key from the default Store."},
@@ -82,6 +139,16 @@ static PyMethodDef module_methods[] = {
      "aget($module, api_key, /)\n--\n\naget() on the default Store (a coroutine)."},
     {"aget_required", module_aget_required, METH_O,
      "aget_required($module, api_key, /)\n--\n\naget_required() on the default Store (a coroutine)."},
+    {"remove_shared", module_remove_shared, METH_O,
+     "remove_shared($module, shared, /)\n--\n\nRemoves the shared table of that name or path; "
+     "returns False when there was none. Processes that have it open keep using it; every Store "
+     "made afterwards gets a new table."},
+#ifdef SESSID_FAULT_INJECTION
+    {"_kill_after", module_kill_after, METH_O,
+     "Debug builds, for tests: SIGKILL this process at the n-th step of a table mutation."},
+#endif
+    {"_shared_settings", module_shared_settings, METH_O,
+     "For tools: (ttl, max_entries) of an existing shared table."},
     {"default_store", module_default_store, METH_NOARGS,
      "default_store($module)\n--\n\nThe Store behind sessid.get (in-process, TTL 3600 s)."},
     {"set_default_store", module_set_default_store, METH_O,

@@ -212,6 +212,17 @@ static PyObject *store_memory_dump(StoreObject *self, PyObject *unused)
     return dump;
 }
 
+/* For tests: 0 when every invariant of the table holds, else the number of the first broken one. */
+static PyObject *store_check(StoreObject *self, PyObject *unused)
+{
+    (void)unused;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = sessid_table_check(self->table);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(rc);
+}
+
 /* ---- attributes ---- */
 
 static PyObject *optional_object(PyObject *obj)
@@ -259,6 +270,12 @@ static PyObject *store_get_refresh_after(StoreObject *self, void *closure)
     return PyFloat_FromDouble(self->options.refresh_after);
 }
 
+static PyObject *store_get_shared(StoreObject *self, void *closure)
+{
+    (void)closure;
+    return optional_object(self->options.shared);
+}
+
 static PyObject *store_get_on_kv_error(StoreObject *self, void *closure)
 {
     (void)closure;
@@ -273,10 +290,11 @@ static PyObject *store_repr(StoreObject *self)
     PyObject *repr = NULL;
     if (max_entries != NULL && refresh_after != NULL && ttl != NULL) {
         PyObject *kv = self->options.kv != NULL ? self->options.kv : Py_None;
+        PyObject *shared = self->options.shared != NULL ? self->options.shared : Py_None;
         repr = PyUnicode_FromFormat(
             "sessid.Store(kv=%R, ttl=%R, prefix=%R, max_entries=%R, refresh_after=%R, "
-            "on_kv_error='%s')", kv, ttl, self->options.prefix.text, max_entries, refresh_after,
-            sessidpy_on_kv_error_name(self->options.on_kv_error));
+            "on_kv_error='%s', shared=%R)", kv, ttl, self->options.prefix.text, max_entries,
+            refresh_after, sessidpy_on_kv_error_name(self->options.on_kv_error), shared);
     }
     Py_XDECREF(max_entries);
     Py_XDECREF(refresh_after);
@@ -302,6 +320,29 @@ static void init_kv_conf(StoreObject *self)
     conf->proto.caps = &conf->caps;
 }
 
+/* The store's table: private, or the shared one in its file. */
+static int make_table(StoreObject *self)
+{
+    const sessidpy_options *o = &self->options;
+    sessid_shared_problem problem;
+    int rc;
+    if (o->shared_path == NULL) {
+        rc = sessid_table_new(o->ttl, o->max_entries, &self->table);
+        if (rc != SESSID_OK)
+            sessidpy_raise_status(self->state, rc);
+        return rc == SESSID_OK ? 0 : -1;
+    }
+    Py_BEGIN_ALLOW_THREADS              /* it may wait for another process making the file */
+    rc = sessid_table_open_shared(o->shared_path, o->ttl, o->max_entries, &self->table, &problem);
+    Py_END_ALLOW_THREADS
+    if (rc == SESSID_EFILE)
+        sessidpy_raise_shared_problem(self->state, o->shared_path, &problem, o->ttl,
+                                      o->max_entries);
+    else if (rc != SESSID_OK)
+        sessidpy_raise_status(self->state, rc);
+    return rc == SESSID_OK ? 0 : -1;
+}
+
 static PyObject *store_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     StoreObject *self = (StoreObject *)type->tp_alloc(type, 0);
@@ -312,9 +353,7 @@ static PyObject *store_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         Py_DECREF(self);
         return NULL;
     }
-    int rc = sessid_table_new(self->options.ttl, self->options.max_entries, &self->table);
-    if (rc != SESSID_OK) {
-        sessidpy_raise_status(self->state, rc);
+    if (make_table(self) < 0) {
         Py_DECREF(self);
         return NULL;
     }
@@ -372,6 +411,9 @@ static PyMethodDef store_methods[] = {
      "stats($self)\n--\n\nCounters: hits, misses, expired, evicted, kv_errors."},
     {"_memory_dump", (PyCFunction)store_memory_dump, METH_NOARGS,
      "For tests: a copy of every byte of the local table's storage."},
+    {"_check", (PyCFunction)store_check, METH_NOARGS,
+     "For tests: 0 when every invariant of the local table holds (no other process may be using "
+     "it)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -385,15 +427,17 @@ static PyGetSetDef store_getset[] = {
     {"refresh_after", (getter)store_get_refresh_after, NULL,
      "Seconds a KV answer is reused locally, or None.", NULL},
     {"on_kv_error", (getter)store_get_on_kv_error, NULL, "'random' or 'local'.", NULL},
+    {"shared", (getter)store_get_shared, NULL,
+     "The shared table's name or path, or None for a table in this process.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyType_Slot store_slots[] = {
     {Py_tp_doc,
      "Store(kv=None, *, ttl=3600.0, prefix='sessid:', max_entries=None, clock=None, "
-     "refresh_after=None, on_kv_error='random')\n--\n\n"
-     "Stable random session ids per API key, with a sliding TTL, kept in this process or in a "
-     "shared KV with the redis-py client API."},
+     "refresh_after=None, on_kv_error='random', shared=None)\n--\n\n"
+     "Stable random session ids per API key, with a sliding TTL, kept in this process, in a table "
+     "every process of the host shares (shared=), or in a shared KV with the redis-py client API."},
     {Py_tp_new, store_new},
     {Py_tp_dealloc, store_dealloc},
     {Py_tp_traverse, store_traverse},

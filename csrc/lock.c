@@ -1,0 +1,171 @@
+/* Locks for the table: the private spin-then-nap lock with its fork registry, and the robust
+ * process-shared mutex of a shared table. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* syscall() */
+#endif
+#include "lock.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "status.h"
+
+/* ---- the private lock ----
+ * Held only for O(1) work, except while purging, clearing or growing. Its release is a plain store:
+ * a locked instruction there (or even a read of the lock word to see whether anyone waits) would
+ * wait for the stores to the list neighbours to reach memory, which costs about a cache miss on
+ * every hit of a large table. As the release wakes no one, a waiter spins a little, then naps on a
+ * futex for a growing time (20 us, doubling up to 1 ms) and looks again. */
+
+#define SPINS 100
+#define FIRST_NAP_NS 20000
+#define LONGEST_NAP_NS 1000000
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void take_private(atomic_int *word)
+{
+    long nap_ns = FIRST_NAP_NS;
+    int spins = 0;
+    while (atomic_exchange_explicit(word, 1, memory_order_acquire) != 0) {
+        while (atomic_load_explicit(word, memory_order_relaxed) != 0) {
+            if (spins++ < SPINS) {
+                cpu_relax();
+                continue;
+            }
+            struct timespec nap = {0, nap_ns};
+            syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, 1, &nap, NULL, 0);
+            nap_ns = nap_ns * 2 < LONGEST_NAP_NS ? nap_ns * 2 : LONGEST_NAP_NS;
+        }
+    }
+}
+
+static void release_private(atomic_int *word)
+{
+    atomic_store_explicit(word, 0, memory_order_release);
+}
+
+/* ---- every private lock, so fork() can take them all ---- */
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static sessid_lock *registry_head;
+static int atfork_registered;
+
+static void before_fork(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (sessid_lock *l = registry_head; l != NULL; l = l->next)
+        take_private(&l->word);
+}
+
+static void after_fork_in_parent(void)
+{
+    for (sessid_lock *l = registry_head; l != NULL; l = l->next)
+        release_private(&l->word);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* The child has one thread, the one that forked; it holds every lock, so they are fresh again. */
+static void after_fork_in_child(void)
+{
+    for (sessid_lock *l = registry_head; l != NULL; l = l->next)
+        release_private(&l->word);
+    pthread_mutex_init(&registry_lock, NULL);
+}
+
+int sessid_lock_init_private(sessid_lock *l)
+{
+    atomic_init(&l->word, 0);
+    l->robust = NULL;
+    if (pthread_mutex_lock(&registry_lock) != 0)
+        return SESSID_ESTATE;
+    if (!atfork_registered) {
+        if (pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) != 0) {
+            pthread_mutex_unlock(&registry_lock);
+            return SESSID_ENOMEM;
+        }
+        atfork_registered = 1;
+    }
+    l->prev = NULL;
+    l->next = registry_head;
+    if (registry_head != NULL)
+        registry_head->prev = l;
+    registry_head = l;
+    pthread_mutex_unlock(&registry_lock);
+    return SESSID_OK;
+}
+
+/* ---- the shared lock ---- */
+
+int sessid_lock_create_shared(pthread_mutex_t *mutex)
+{
+    pthread_mutexattr_t attr;
+    if (pthread_mutexattr_init(&attr) != 0)
+        return SESSID_ESTATE;
+    int rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) == 0
+                     && pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) == 0
+                     && pthread_mutex_init(mutex, &attr) == 0
+                 ? SESSID_OK
+                 : SESSID_ESTATE;
+    pthread_mutexattr_destroy(&attr);
+    return rc;
+}
+
+void sessid_lock_init_shared(sessid_lock *l, pthread_mutex_t *mutex)
+{
+    atomic_init(&l->word, 0);
+    l->robust = mutex;
+    l->prev = l->next = NULL;
+}
+
+void sessid_lock_destroy(sessid_lock *l)
+{
+    if (l->robust != NULL)
+        return;
+    pthread_mutex_lock(&registry_lock);
+    if (l->prev != NULL)
+        l->prev->next = l->next;
+    else
+        registry_head = l->next;
+    if (l->next != NULL)
+        l->next->prev = l->prev;
+    pthread_mutex_unlock(&registry_lock);
+}
+
+int sessid_lock_take(sessid_lock *l)
+{
+    if (l->robust == NULL) {
+        take_private(&l->word);
+        return SESSID_OK;
+    }
+    int rc = pthread_mutex_lock(l->robust);
+    if (rc == 0)
+        return SESSID_OK;
+    if (rc == EOWNERDEAD)
+        return SESSID_LOCK_OWNER_DIED;
+    return SESSID_ESTATE;      /* ENOTRECOVERABLE: released unrepaired, which sessid never does */
+}
+
+void sessid_lock_repaired(sessid_lock *l)
+{
+    if (l->robust != NULL)
+        pthread_mutex_consistent(l->robust);
+}
+
+void sessid_lock_release(sessid_lock *l)
+{
+    if (l->robust == NULL)
+        release_private(&l->word);
+    else
+        pthread_mutex_unlock(l->robust);
+}
