@@ -847,9 +847,12 @@ void sessid_table_clear(sessid_table *t)
         h->oldest = h->newest = NIL;
         h->count = 0;
         step();
-        for (size_t s = 0; s < h->capacity; s++)
-            if (!is_blank(&t->slots[s]))
+        for (size_t s = 0; s < h->capacity; s++) {
+            if (!is_blank(&t->slots[s])) {
                 wipe(&t->slots[s]);
+                step();
+            }
+        }
     } else {
         free_slots(t->slots, h->capacity);
         t->slots = NULL;

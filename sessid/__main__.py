@@ -1,8 +1,11 @@
-"""Command line: python -m sessid get KEY | key KEY | bench
+"""Command line: python -m sessid get KEY | key KEY | stats | remove | bench
 
     python -m sessid get sk-...                  the session id of a key (in this process)
     python -m sessid get - --redis redis://...   read the key from stdin; ask a shared Redis
+    python -m sessid get sk-... --shared NAME    ask the host's shared table NAME
     python -m sessid key sk-... --prefix p:      the KV key a key is stored under
+    python -m sessid stats --shared NAME         the entries and counters of a shared table
+    python -m sessid remove --shared NAME        remove a shared table
     python -m sessid bench                       time sessid against plain Python equivalents
 """
 
@@ -12,9 +15,10 @@ import argparse
 import math
 import os
 import sys
+from typing import NoReturn
 
 import sessid
-from sessid._sessid import TTL_MAX
+from sessid._sessid import TTL_MAX, _shared_path, _shared_settings
 
 
 def seconds(text: str) -> float:
@@ -25,6 +29,14 @@ def seconds(text: str) -> float:
     if not (0 < value <= TTL_MAX) or math.isnan(value):
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1e9 seconds, got {text!r}")
     return value
+
+
+def shared_name(text: str) -> str:
+    try:
+        _shared_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("shared must be", "must be")) from None
+    return text
 
 
 def utf8_text(text: str) -> str:
@@ -50,7 +62,32 @@ def read_key(arg: str, parser: argparse.ArgumentParser) -> bytes:
     return key
 
 
+def shared_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, float]:
+    """The settings to open a shared table with: those it was made with when it exists and --ttl is
+    not given (so an operator need not know them), else --ttl and the default capacity."""
+    ttl = getattr(args, "ttl", None)
+    if ttl is not None:
+        return {"ttl": ttl}
+    try:
+        made_ttl, max_entries = _shared_settings(args.shared)
+    except sessid.Error as exc:
+        if args.command == "get" and isinstance(exc.__cause__, FileNotFoundError):
+            return {}
+        fail(parser, exc)
+    return {"ttl": made_ttl, "max_entries": max_entries}
+
+
+def fail(parser: argparse.ArgumentParser, exc: Exception) -> NoReturn:
+    print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+    raise SystemExit(1)
+
+
 def make_store(args: argparse.Namespace, parser: argparse.ArgumentParser) -> sessid.Store:
+    if getattr(args, "shared", None) is not None:
+        try:
+            return sessid.Store(shared=args.shared, **shared_settings(args, parser))
+        except sessid.Error as exc:
+            fail(parser, exc)
     kv = None
     if getattr(args, "redis", None):
         try:
@@ -61,7 +98,7 @@ def make_store(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ses
             kv = redis.Redis.from_url(args.redis)
         except ValueError as exc:
             parser.error(f"argument --redis: {exc}")
-    return sessid.Store(kv=kv, ttl=getattr(args, "ttl", 3600.0), prefix=args.prefix)
+    return sessid.Store(kv=kv, ttl=getattr(args, "ttl", None) or 3600.0, prefix=args.prefix)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -73,11 +110,38 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     for command in (get, key):
         command.add_argument("key", metavar="KEY", help="the API key, or - to read it from stdin")
         command.add_argument("--prefix", type=utf8_text, default="sessid:", help="KV key prefix (default sessid:)")
-    get.add_argument("--redis", metavar="URL", help="a Redis URL to use as the shared KV")
-    get.add_argument("--ttl", type=seconds, default=3600.0, help="seconds (default 3600)")
+    where = get.add_mutually_exclusive_group()
+    where.add_argument("--redis", metavar="URL", help="a Redis URL to use as the shared KV")
+    where.add_argument("--shared", type=shared_name, metavar="NAME",
+                       help="the host's shared table NAME (or an absolute path)")
+    get.add_argument("--ttl", type=seconds, help="seconds (default 3600, or a shared table's own)")
+    stats = commands.add_parser("stats", help="print the entries and counters of a shared table")
+    remove = commands.add_parser("remove", help="remove a shared table")
+    for command in (stats, remove):
+        command.add_argument("--shared", type=shared_name, metavar="NAME", required=True,
+                             help="the shared table's name (or an absolute path)")
     commands.add_parser("bench", add_help=False,
                         help="time sessid against plain Python equivalents (bench --help)")
-    return parser, {"get": get, "key": key}
+    return parser, {"get": get, "key": key, "stats": stats, "remove": remove}
+
+
+def remove(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        removed = sessid.remove_shared(args.shared)
+    except sessid.Error as exc:
+        fail(parser, exc)
+    path = _shared_path(args.shared)
+    print(f"removed {path}" if removed else f"there is no shared table {path}")
+    return 0
+
+
+def show_stats(store: sessid.Store) -> int:
+    print(f"table: {_shared_path(store.shared or '')}")
+    print(f"ttl: {store.ttl:g} s, max_entries: {store.max_entries}")
+    print(f"entries: {len(store)}")
+    for name, count in store.stats().items():
+        print(f"{name}: {count}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     command = commands[args.command]
     if rest:
         command.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "remove":
+        return remove(args, command)
     store = make_store(args, command)
+    if args.command == "stats":
+        return show_stats(store)
     key = read_key(args.key, command)
     if args.command == "key":
         print(store.key_for(key))

@@ -98,6 +98,19 @@ static PyObject *module_remove_shared(PyObject *module, PyObject *shared)
     return result;
 }
 
+static PyObject *module_shared_path(PyObject *module, PyObject *shared)
+{
+    (void)module;
+    PyObject *text;
+    char *path = sessidpy_shared_path(shared, &text);
+    if (path == NULL)
+        return NULL;
+    PyObject *result = PyUnicode_DecodeFSDefault(path);
+    PyMem_Free(path);
+    Py_DECREF(text);
+    return result;
+}
+
 static PyObject *module_shared_settings(PyObject *module, PyObject *shared)
 {
     sessidpy_state *state = module_state(module);
@@ -147,6 +160,8 @@ static PyMethodDef module_methods[] = {
     {"_kill_after", module_kill_after, METH_O,
      "Debug builds, for tests: SIGKILL this process at the n-th step of a table mutation."},
 #endif
+    {"_shared_path", module_shared_path, METH_O,
+     "For tools: the file of a shared table's name or path; ValueError for a bad one."},
     {"_shared_settings", module_shared_settings, METH_O,
      "For tools: (ttl, max_entries) of an existing shared table."},
     {"default_store", module_default_store, METH_NOARGS,

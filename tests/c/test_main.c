@@ -12,6 +12,7 @@ int main(void)
     test_idgen();
     test_table();
     test_proto();
+    test_shared();
     if (check_failures != 0) {
         fprintf(stderr, "%d check(s) failed\n", check_failures);
         return 1;

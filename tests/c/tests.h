@@ -7,5 +7,6 @@ void test_digest(void);
 void test_idgen(void);
 void test_table(void);
 void test_proto(void);
+void test_shared(void);
 
 #endif

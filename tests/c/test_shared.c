@@ -1,0 +1,247 @@
+/* The shared table: its file and its checks, and what a process killed at each step of each
+ * mutation leaves behind (debug builds kill themselves at the n-th step; see table_testing.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../csrc/sessid.h"
+#include "../../csrc/table_testing.h"
+#include "check.h"
+#include "tests.h"
+
+#define TTL 60.0
+#define MAX_ENTRIES 16
+#define KEPT 8              /* entries whose ids must survive every kill */
+
+static char path[128];
+
+static void digest_of(int n, uint8_t out[SESSID_DIGEST_LEN])
+{
+    char key[32];
+    int len = snprintf(key, sizeof key, "shared-%d", n);
+    CHECK_STATUS(sessid_digest(key, (size_t)len, out), SESSID_OK);
+}
+
+static sessid_table *open_table(void)
+{
+    sessid_table *t = NULL;
+    sessid_shared_problem problem;
+    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES, &t, &problem), SESSID_OK);
+    return t;
+}
+
+static void get(sessid_table *t, int n, double now, uint8_t id[SESSID_ID_LEN])
+{
+    uint8_t digest[SESSID_DIGEST_LEN];
+    digest_of(n, digest);
+    CHECK_STATUS(sessid_table_get_or_create(t, digest, now, id, NULL), SESSID_OK);
+}
+
+static void fresh_path(const char *what)
+{
+    snprintf(path, sizeof path, "/dev/shm/sessid-ctest-%d-%s", (int)getpid(), what);
+    unlink(path);
+}
+
+static void opens_the_same_table_in_every_process(void)
+{
+    fresh_path("same");
+    sessid_table *t = open_table();
+    uint8_t mine[SESSID_ID_LEN], theirs[SESSID_ID_LEN];
+    get(t, 1, 0, mine);
+    int pipefd[2];
+    CHECK(pipe(pipefd) == 0);
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        sessid_table *other = open_table();
+        get(other, 1, 1, theirs);
+        ssize_t written = write(pipefd[1], theirs, sizeof theirs);
+        sessid_table_free(other);
+        sessid_table_free(t);
+        _exit(written == (ssize_t)sizeof theirs && check_failures == 0 ? 0 : 1);
+    }
+    int status;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(read(pipefd[0], theirs, sizeof theirs) == (ssize_t)sizeof theirs);
+    CHECK(memcmp(mine, theirs, SESSID_ID_LEN) == 0);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    sessid_stats stats;
+    sessid_table_stats(t, &stats);
+    CHECK(stats.counters[SESSID_STAT_MISSES] == 1 && stats.counters[SESSID_STAT_HITS] == 1);
+    sessid_table_free(t);
+    unlink(path);
+}
+
+static void refuses_what_it_must(void)
+{
+    sessid_shared_problem problem;
+    sessid_table *t = NULL;
+    fresh_path("refuse");
+    sessid_table_free(open_table());
+    CHECK_STATUS(sessid_table_open_shared(path, TTL + 1, MAX_ENTRIES, &t, &problem), SESSID_EFILE);
+    CHECK(problem.kind == SESSID_SHARED_SETTINGS && problem.found_ttl == TTL);
+    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES + 1, &t, &problem), SESSID_EFILE);
+    CHECK(problem.kind == SESSID_SHARED_SETTINGS && problem.found_max_entries == MAX_ENTRIES);
+    CHECK(chmod(path, 0620) == 0);
+    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES, &t, &problem), SESSID_EFILE);
+    CHECK(problem.kind == SESSID_SHARED_MODE && problem.found_mode == 0620);
+    CHECK(chmod(path, 0600) == 0);
+    char link[160];
+    snprintf(link, sizeof link, "%s.link", path);
+    CHECK(symlink(path, link) == 0);
+    CHECK_STATUS(sessid_table_open_shared(link, TTL, MAX_ENTRIES, &t, &problem), SESSID_EFILE);
+    CHECK(problem.kind == SESSID_SHARED_SYMLINK);
+    unlink(link);
+    int fd = open(path, O_WRONLY);
+    CHECK(fd >= 0 && pwrite(fd, "junk", 4, 0) == 4);
+    close(fd);
+    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES, &t, &problem), SESSID_EFILE);
+    CHECK(problem.kind == SESSID_SHARED_NOT_A_TABLE);
+    CHECK_STATUS(sessid_shared_remove(path, &problem), SESSID_EFILE);   /* not a table: kept */
+    CHECK(access(path, F_OK) == 0);
+    unlink(path);
+    CHECK_STATUS(sessid_shared_remove(path, &problem), SESSID_EFILE);
+    CHECK(problem.kind == SESSID_SHARED_SYSTEM && problem.errno_value == ENOENT);
+    CHECK(t == NULL);
+}
+
+static void a_full_table_evicts_and_keeps_its_size(void)
+{
+    fresh_path("full");
+    sessid_table *t = open_table();
+    struct stat before, after;
+    CHECK(stat(path, &before) == 0);
+    uint8_t id[SESSID_ID_LEN];
+    for (int i = 0; i < 3 * MAX_ENTRIES; i++)
+        get(t, i, i, id);
+    CHECK(sessid_table_live(t, 3 * MAX_ENTRIES) == MAX_ENTRIES);
+    CHECK(stat(path, &after) == 0 && after.st_size == before.st_size);
+    CHECK(sessid_table_check(t) == 0);
+    sessid_table_free(t);
+    unlink(path);
+}
+
+/* ---- a process killed at every step of every mutation ---- */
+
+enum mutation { INSERT, EVICT, EXPIRE, REMOVE, CLEAR, HIT, REPAIR, MUTATIONS };
+static const char *const mutation_names[] = {"insert", "evict", "expire", "remove", "clear", "hit",
+                                             "repair"};
+
+/* Fills a fresh table: KEPT entries used at t=50 (kept by every mutation but clear), and, for the
+ * mutations that need them, entries used at t=0 (they expire at 60) up to max_entries. */
+static void set_up(enum mutation m, uint8_t kept[KEPT][SESSID_ID_LEN])
+{
+    unlink(path);
+    sessid_table *t = open_table();
+    uint8_t id[SESSID_ID_LEN];
+    int old = m == EVICT || m == EXPIRE ? MAX_ENTRIES - KEPT : 4;
+    for (int i = 0; i < old; i++)
+        get(t, 1000 + i, 0, id);
+    for (int i = 0; i < KEPT; i++)
+        get(t, i, 50, kept[i]);
+    sessid_table_free(t);
+}
+
+static void mutate(enum mutation m)
+{
+    sessid_table *t = open_table();
+    uint8_t id[SESSID_ID_LEN], digest[SESSID_DIGEST_LEN];
+    switch (m) {
+    case INSERT:
+    case EVICT:
+    case REPAIR:
+        get(t, 5000, 55, id);
+        break;
+    case EXPIRE:
+        sessid_table_purge(t, 65);
+        break;
+    case REMOVE:
+        digest_of(1000, digest);
+        sessid_table_remove(t, digest, 55);
+        break;
+    case CLEAR:
+        sessid_table_clear(t);
+        break;
+    case HIT:
+        get(t, 1000, 55, id);
+        break;
+    default:
+        break;
+    }
+    sessid_table_free(t);
+}
+
+/* Runs mutation m in a child killed at its step-th step; returns 1 if it was killed. */
+static int killed_at(enum mutation m, long step)
+{
+    fflush(stdout);                             /* or the child prints it again */
+    pid_t child = fork();
+    if (child == 0) {
+        sessid_table_kill_after(step);
+        mutate(m);
+        _exit(0);
+    }
+    int status;
+    CHECK(waitpid(child, &status, 0) == child);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+/* After a kill: the next process repairs; every invariant holds and no kept id changed. */
+static void check_after(enum mutation m, uint8_t kept[KEPT][SESSID_ID_LEN], long step)
+{
+    sessid_table *t = open_table();
+    uint8_t id[SESSID_ID_LEN];
+    get(t, 0, 56, id);                          /* takes the lock: repairs */
+    int broken = sessid_table_check(t);
+    if (broken != 0)
+        fprintf(stderr, "%s killed at step %ld: invariant %d broken\n", mutation_names[m], step,
+                broken);
+    CHECK(broken == 0);
+    for (int i = 0; m != CLEAR && i < KEPT; i++) {
+        get(t, i, 57, id);
+        CHECK(memcmp(id, kept[i], SESSID_ID_LEN) == 0);
+    }
+    sessid_table_free(t);
+}
+
+static long steps_of(enum mutation m)
+{
+    uint8_t kept[KEPT][SESSID_ID_LEN];
+    long step = 1;
+    int stride = getenv("SESSID_TEST_LIGHT") != NULL ? 3 : 1;
+    for (;; step += stride) {
+        set_up(m, kept);
+        if (m == REPAIR && !killed_at(EXPIRE, 7))   /* mid backward shift: a table to repair */
+            CHECK(!"the purge was not killed");
+        if (!killed_at(m, step))
+            break;
+        check_after(m, kept, step);
+    }
+    return step - 1;
+}
+
+static void survives_a_kill_at_every_step(void)
+{
+    fresh_path("kill");
+    for (enum mutation m = 0; m < MUTATIONS; m++) {
+        long steps = steps_of(m);
+        printf("     %-8s killed at each of its %ld steps\n", mutation_names[m], steps);
+        CHECK(steps >= 2);
+    }
+    unlink(path);
+}
+
+void test_shared(void)
+{
+    RUN(opens_the_same_table_in_every_process);
+    RUN(refuses_what_it_must);
+    RUN(a_full_table_evicts_and_keeps_its_size);
+    RUN(survives_a_kill_at_every_step);
+}
