@@ -9,6 +9,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -77,17 +78,28 @@ static int is_shared(const sessid_table *t)
 
 #ifdef SESSID_FAULT_INJECTION
 static atomic_long fault_countdown;
+static atomic_int fault_ends_thread;
 
 void sessid_table_kill_after(long steps)
 {
+    atomic_store(&fault_ends_thread, 0);
+    atomic_store(&fault_countdown, steps);
+}
+
+void sessid_table_end_thread_after(long steps)
+{
+    atomic_store(&fault_ends_thread, 1);
     atomic_store(&fault_countdown, steps);
 }
 
 static void step(void)
 {
     if (atomic_load_explicit(&fault_countdown, memory_order_relaxed) > 0
-        && atomic_fetch_sub(&fault_countdown, 1) == 1)
+        && atomic_fetch_sub(&fault_countdown, 1) == 1) {
+        if (atomic_load(&fault_ends_thread))
+            pthread_exit(NULL);
         raise(SIGKILL);
+    }
 }
 #else
 static void step(void)

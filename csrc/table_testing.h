@@ -24,6 +24,11 @@ int sessid_table_check(sessid_table *table);
 /* Kills this process (SIGKILL) at the steps-th step of the table's mutations from now on; 0 turns
  * it off. For tests of what a process killed inside a shared table leaves behind. */
 void sessid_table_kill_after(long steps);
+
+/* The same, but only the calling thread ends (pthread_exit), as if it died: a robust lock it holds
+ * is then left owner-dead for the next taker. For shared tables only: a private table's lock would
+ * stay held for ever. */
+void sessid_table_end_thread_after(long steps);
 #endif
 
 #endif

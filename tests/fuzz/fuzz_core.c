@@ -1,14 +1,22 @@
 /* libFuzzer target for the C core: drives the table and the protocol state machine with keys, clock
  * moves and KV replies taken from the input, and checks the table against a small model.
  *
- *   clang -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_core.c csrc/(*).c -lcrypto -luuid
+ *   clang -DSESSID_FAULT_INJECTION -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_core.c \
+ *       csrc/(*).c -lcrypto -luuid
  *
- * Input: the first byte sets max_entries (0 = none), the rest is a sequence of commands. */
+ * Input: the first byte sets max_entries (0 = none) and, with its top bit, puts the table in a
+ * shared file; the rest is a sequence of commands. With a shared table, two more commands run a
+ * get or a purge in a thread that dies at a step the input picks, holding the table's lock: the
+ * next call repairs the table, which must then hold every invariant and every id it held. */
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../csrc/sessid.h"
+#include "../../csrc/table_testing.h"
 
 #define KEYS 24
 #define TTL 8.0
@@ -73,10 +81,15 @@ static void model_use(struct model *m, int k, const uint8_t id[SESSID_ID_LEN])
     m->keys[k].order = ++m->order;
 }
 
-static void advance(double *now, int byte)
+static void advance(double *now, int byte, int shared)
 {
-    /* Mostly forward in small steps; now and then far back, which the table must treat as still. */
-    *now += byte < 0 ? 0 : byte >= 250 ? -100.0 : (double)(byte % 16) * 0.5;
+    /* Mostly forward in small steps; now and then far back, which the table must treat as still.
+     * A shared table reads the monotonic clock, and every call moves it a little: after a repair,
+     * entries used at the same instant may come back in any order, which the model does not know. */
+    if (shared)
+        *now += 1e-3 + (byte < 0 ? 0 : (double)(byte % 16) * 0.5);
+    else
+        *now += byte < 0 ? 0 : byte >= 250 ? -100.0 : (double)(byte % 16) * 0.5;
 }
 
 /* The table learns the time from the calls that pass it `now`; so does the model. */
@@ -182,6 +195,75 @@ static void run_protocol(sessid_table *table, const uint8_t digest[SESSID_DIGEST
         abort();
 }
 
+/* ---- a thread that dies inside the shared table ---- */
+
+struct doomed {
+    sessid_table *table;
+    const uint8_t *digest;
+    double now;
+    long step;
+    int purge;
+    int finished;
+};
+
+static void *doomed_call(void *arg)
+{
+    struct doomed *d = arg;
+    uint8_t id[SESSID_ID_LEN];
+    sessid_table_end_thread_after(d->step);
+    if (d->purge)
+        sessid_table_purge(d->table, d->now);
+    else if (sessid_table_get_or_create(d->table, d->digest, d->now, id, NULL) != SESSID_OK)
+        abort();
+    sessid_table_end_thread_after(0);
+    d->finished = 1;
+    return NULL;
+}
+
+/* Runs a get of key k (or a purge) in a thread that dies at `step`. Whatever it was doing to k and
+ * to the entry it may have evicted is undone on both sides (those two are uncertain); every other
+ * key must keep its id, and the repaired table every invariant. */
+static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[][SESSID_DIGEST_LEN],
+                       int k, double now, int step, int purge)
+{
+    int victim = -1;
+    if (!purge && !model_live(m, k) && m->max_entries != 0 && model_count(m) >= m->max_entries)
+        for (int i = 0; i < KEYS; i++)
+            if (model_live(m, i) && (victim < 0 || m->keys[i].order < m->keys[victim].order))
+                victim = i;
+    struct doomed d = {t, digests[k], now, step, purge, 0};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, doomed_call, &d) != 0 || pthread_join(thread, NULL) != 0)
+        abort();
+    sessid_table_end_thread_after(0);
+    for (int i = 0; !purge && i < KEYS; i++) {
+        if (i == k || i == victim) {
+            if (sessid_table_remove(t, digests[i], now) != SESSID_OK)   /* repairs, first */
+                abort();
+            m->keys[i].present = 0;
+        }
+    }
+    if (sessid_table_live(t, now) != model_count(m) || sessid_table_check(t) != 0)
+        abort();
+}
+
+static sessid_table *open_table(int shared, unsigned max_entries, char *path)
+{
+    sessid_table *t = NULL;
+    if (!shared) {
+        if (sessid_table_new(TTL, max_entries, &t) != SESSID_OK)
+            abort();
+        return t;
+    }
+    snprintf(path, 64, "/dev/shm/sessid-fuzz-%d", (int)getpid());
+    unlink(path);
+    sessid_shared_problem problem;
+    if (sessid_table_open_shared(path, TTL, max_entries != 0 ? max_entries : KEYS, &t, &problem)
+        != SESSID_OK)
+        abort();
+    return t;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     input in = {data, size};
@@ -198,17 +280,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct model m;
     memset(&m, 0, sizeof m);
     int first = take(&in);
-    m.max_entries = first < 0 ? 0 : (unsigned)first % 12;
+    m.max_entries = first < 0 ? 0 : (unsigned)(first & 0x7f) % 12;
     m.clock = -1e300;
-    sessid_table *t, *proto_table;
-    if (sessid_table_new(TTL, m.max_entries, &t) != SESSID_OK
-        || sessid_table_new(TTL, m.max_entries, &proto_table) != SESSID_OK)
+    int shared = first >= 0 && (first & 0x80) != 0;
+    char path[64];
+    sessid_table *t = open_table(shared, m.max_entries, path), *proto_table;
+    if (sessid_table_new(TTL, m.max_entries, &proto_table) != SESSID_OK)
         abort();
     double now = 0;
     int command;
     while ((command = take(&in)) >= 0) {
         int k = (command >> 4) % KEYS;
-        advance(&now, take(&in));
+        advance(&now, take(&in), shared);
         int op = command & 15;
         if (op <= 7)
             tell_time(&m, now);
@@ -254,6 +337,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (int i = 0; i < KEYS; i++)
                 m.keys[i].present = 0;
             break;
+        case 9:
+        case 10:
+            if (shared) {
+                tell_time(&m, now);
+                die_inside(t, &m, digests, k, now, take(&in) % 24 + 1, op == 10);
+                break;
+            }
+            /* fall through: with a private table these are protocol runs too */
         default:
             /* its own table: the protocol's local copies would otherwise surprise the model */
             run_protocol(proto_table, digests[k], now, &in);
@@ -262,5 +353,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     sessid_table_free(t);
     sessid_table_free(proto_table);
+    if (shared)
+        unlink(path);
     return 0;
 }
