@@ -144,3 +144,12 @@ def a_client_is_not_an_async_kv(fake: FakeKV) -> sessid.AsyncKV:
 
 def make_store(client: sessid.KV | sessid.AsyncKV) -> sessid.Store:
     return sessid.Store(kv=client, refresh_after=60)
+
+
+def one_table_per_host(api_key: str) -> str:
+    store = sessid.Store(shared="myproxy")
+    sessid.set_default_store(store)
+    near = sessid.Store(kv=redis.Redis(), shared="myproxy", refresh_after=60)
+    removed: bool = sessid.remove_shared("myproxy")
+    assert removed or not removed
+    return sessid.get(api_key) + near.get(api_key)
