@@ -173,6 +173,9 @@ static int judge(int fd, off_t size, const sessid_shared_spec *spec, const char 
     } else if (h->layout != SESSID_SHARED_LAYOUT) {
         p->found_layout = h->layout;
         rc = problem(p, SESSID_SHARED_LAYOUT_OTHER);
+    } else if (atomic_load_explicit(&h->ready, memory_order_acquire) != 1
+               || memcmp(h->boot_id, boot_id, BOOT_ID_SIZE) != 0) {
+        /* UNFINISHED: its maker died, or it was made before the last reboot; no one uses it */
     } else if (h->header_size != sizeof(struct header) || h->slot_size != spec->slot_size
                || h->file_size != (uint64_t)size) {
         rc = problem(p, SESSID_SHARED_NOT_A_TABLE);
@@ -180,8 +183,7 @@ static int judge(int fd, off_t size, const sessid_shared_spec *spec, const char 
         p->found_ttl = h->ttl;
         p->found_max_entries = h->max_entries;
         rc = problem(p, SESSID_SHARED_SETTINGS);
-    } else if (atomic_load_explicit(&h->ready, memory_order_acquire) == 1
-               && memcmp(h->boot_id, boot_id, BOOT_ID_SIZE) == 0) {
+    } else {
         *verdict = READY;
     }
     munmap(h, HEADER_SIZE);
