@@ -56,6 +56,24 @@ static PyObject *failure_message(const sessidpy_kv_failure *f, PyObject *kv_key,
     return PyUnicode_FromString(sessid_strerror(status));
 }
 
+/* Raises type(message) chained to cause (both stolen; cause may be NULL, message NULL when making
+ * it failed). Returns NULL. */
+static PyObject *raise_chained(PyObject *type, PyObject *message, PyObject *cause)
+{
+    PyObject *error = message != NULL ? PyObject_CallOneArg(type, message) : NULL;
+    Py_XDECREF(message);
+    if (error != NULL) {
+        if (cause != NULL) {
+            PyException_SetCause(error, Py_NewRef(cause));
+            PyException_SetContext(error, Py_NewRef(cause));
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+        Py_DECREF(error);
+    }
+    Py_XDECREF(cause);
+    return NULL;
+}
+
 PyObject *sessidpy_raise_kv_failure(sessidpy_state *state, sessidpy_kv_failure *failure,
                                     PyObject *kv_key, int status)
 {
@@ -65,20 +83,8 @@ PyObject *sessidpy_raise_kv_failure(sessidpy_state *state, sessidpy_kv_failure *
         failure->error = NULL;
         return NULL;
     }
-    PyObject *message = failure_message(failure, kv_key, status);
-    if (message == NULL)
-        return NULL;
-    PyObject *error = PyObject_CallOneArg(state->kv_error, message);
-    Py_DECREF(message);
-    if (error == NULL)
-        return NULL;
-    if (failure->error != NULL) {
-        PyException_SetCause(error, Py_NewRef(failure->error));
-        PyException_SetContext(error, Py_NewRef(failure->error));
-    }
-    PyErr_SetObject((PyObject *)Py_TYPE(error), error);
-    Py_DECREF(error);
-    return NULL;
+    return raise_chained(state->kv_error, failure_message(failure, kv_key, status),
+                         Py_XNewRef(failure->error));
 }
 
 static PyObject *shared_problem_message(const char *path, const sessid_shared_problem *p,
@@ -135,25 +141,15 @@ PyObject *sessidpy_raise_shared_problem(sessidpy_state *state, const char *path,
                                         const sessid_shared_problem *problem, double ttl,
                                         uint64_t max_entries)
 {
-    PyObject *message = shared_problem_message(path, problem, ttl, max_entries);
-    if (message == NULL)
-        return NULL;
-    PyObject *error = PyObject_CallOneArg(state->error, message);
-    Py_DECREF(message);
-    if (error == NULL)
-        return NULL;
+    PyObject *cause = NULL;
     if (problem->kind == SESSID_SHARED_SYSTEM) {
-        PyObject *cause = PyObject_CallFunction(PyExc_OSError, "is", problem->errno_value,
-                                                strerror(problem->errno_value));
-        if (cause == NULL) {
-            Py_DECREF(error);
+        cause = PyObject_CallFunction(PyExc_OSError, "is", problem->errno_value,
+                                      strerror(problem->errno_value));
+        if (cause == NULL)
             return NULL;
-        }
-        PyException_SetCause(error, cause);
     }
-    PyErr_SetObject((PyObject *)Py_TYPE(error), error);
-    Py_DECREF(error);
-    return NULL;
+    return raise_chained(state->error, shared_problem_message(path, problem, ttl, max_entries),
+                         cause);
 }
 
 PyObject *sessidpy_take_exception(void)

@@ -180,7 +180,8 @@ static int parse_on_kv_error(PyObject *obj, sessidpy_options *o)
 
 char *sessidpy_shared_path(PyObject *shared, PyObject **text)
 {
-    *text = NULL;
+    if (text != NULL)
+        *text = NULL;
     PyObject *fspath = PyOS_FSPath(shared);
     if (fspath == NULL && !PyErr_ExceptionMatches(PyExc_TypeError))
         return NULL;
@@ -205,10 +206,10 @@ char *sessidpy_shared_path(PyObject *shared, PyObject **text)
         PyMem_Free(path);
         path = NULL;
     }
-    if (path == NULL)
-        Py_DECREF(fspath);
-    else
+    if (path != NULL && text != NULL)
         *text = fspath;
+    else
+        Py_DECREF(fspath);
     return path;
 }
 

@@ -39,7 +39,8 @@ int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwar
 void sessidpy_options_clear(sessidpy_options *options);
 
 /* The file of a shared= argument (a name or an absolute path, str or os.PathLike) as a PyMem
- * string, or NULL with ValueError or TypeError naming the argument. */
+ * string, or NULL with ValueError or TypeError naming the argument. *text (text may be NULL)
+ * receives the argument as a str. */
 char *sessidpy_shared_path(PyObject *shared, PyObject **text);
 
 /* "random" or "local". */

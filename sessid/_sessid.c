@@ -80,8 +80,7 @@ static PyObject *module_set_default_store(PyObject *module, PyObject *store)
 static PyObject *module_remove_shared(PyObject *module, PyObject *shared)
 {
     sessidpy_state *state = module_state(module);
-    PyObject *text;
-    char *path = sessidpy_shared_path(shared, &text);
+    char *path = sessidpy_shared_path(shared, NULL);
     if (path == NULL)
         return NULL;
     sessid_shared_problem problem;
@@ -94,28 +93,24 @@ static PyObject *module_remove_shared(PyObject *module, PyObject *shared)
     else
         sessidpy_raise_shared_problem(state, path, &problem, 0, 0);
     PyMem_Free(path);
-    Py_DECREF(text);
     return result;
 }
 
 static PyObject *module_shared_path(PyObject *module, PyObject *shared)
 {
     (void)module;
-    PyObject *text;
-    char *path = sessidpy_shared_path(shared, &text);
+    char *path = sessidpy_shared_path(shared, NULL);
     if (path == NULL)
         return NULL;
     PyObject *result = PyUnicode_DecodeFSDefault(path);
     PyMem_Free(path);
-    Py_DECREF(text);
     return result;
 }
 
 static PyObject *module_shared_settings(PyObject *module, PyObject *shared)
 {
     sessidpy_state *state = module_state(module);
-    PyObject *text;
-    char *path = sessidpy_shared_path(shared, &text);
+    char *path = sessidpy_shared_path(shared, NULL);
     if (path == NULL)
         return NULL;
     sessid_shared_problem problem;
@@ -127,7 +122,6 @@ static PyObject *module_shared_settings(PyObject *module, PyObject *shared)
     else
         sessidpy_raise_shared_problem(state, path, &problem, 0, 0);
     PyMem_Free(path);
-    Py_DECREF(text);
     return result;
 }
 
