@@ -62,19 +62,21 @@ def read_key(arg: str, parser: argparse.ArgumentParser) -> bytes:
     return key
 
 
-def shared_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, float]:
-    """The settings to open a shared table with: those it was made with when it exists and --ttl is
-    not given (so an operator need not know them), else --ttl and the default capacity."""
-    ttl = getattr(args, "ttl", None)
+def shared_settings(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[float, int | None]:
+    """The ttl and max_entries to open a shared table with: those it was made with when it exists
+    and --ttl is not given (so an operator need not know them), else --ttl (or 3600) and the
+    default capacity."""
+    ttl: float | None = getattr(args, "ttl", None)
     if ttl is not None:
-        return {"ttl": ttl}
+        return ttl, None
     try:
-        made_ttl, max_entries = _shared_settings(args.shared)
+        return _shared_settings(args.shared)
     except sessid.Error as exc:
         if args.command == "get" and isinstance(exc.__cause__, FileNotFoundError):
-            return {}
+            return 3600.0, None
         fail(parser, exc)
-    return {"ttl": made_ttl, "max_entries": max_entries}
 
 
 def fail(parser: argparse.ArgumentParser, exc: Exception) -> NoReturn:
@@ -85,7 +87,8 @@ def fail(parser: argparse.ArgumentParser, exc: Exception) -> NoReturn:
 def make_store(args: argparse.Namespace, parser: argparse.ArgumentParser) -> sessid.Store:
     if getattr(args, "shared", None) is not None:
         try:
-            return sessid.Store(shared=args.shared, **shared_settings(args, parser))
+            ttl, max_entries = shared_settings(args, parser)
+            return sessid.Store(shared=args.shared, ttl=ttl, max_entries=max_entries)
         except sessid.Error as exc:
             fail(parser, exc)
     kv = None
