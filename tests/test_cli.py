@@ -1,6 +1,7 @@
 """python -m sessid: get, key, and a smoke run of bench."""
 
 import hashlib
+import os
 import subprocess
 import sys
 
@@ -88,6 +89,20 @@ def test_bench_runs_and_prints_a_table():
     assert out.returncode == 0, out.stderr
     assert "÷ sessid" in out.stdout and "floor: hashlib.sha256 alone" in out.stdout
     assert "targets:" in out.stdout
+
+
+def test_bench_shared_runs_and_removes_its_tables():
+    def bench_tables():
+        return {name for name in os.listdir("/dev/shm") if name.startswith("sessid-bench-")}
+
+    before = bench_tables()
+    out = sessid_cli("bench", "--quick", "--repeat", "1", "--only", "shared")
+    assert out.returncode == 0, out.stderr
+    for row in ("sessid, shared", "sessid, 2 processes", "diskcache.Cache", "Redis (sessid's KV path)"):
+        assert row in out.stdout
+    assert "skipped (give --redis URL, or --redis auto)" in out.stdout
+    assert "shared at most 1.5x private" in out.stdout and "two processes at least 1.5x one" in out.stdout
+    assert bench_tables() <= before
 
 
 def test_bench_checks_the_work_through_stats():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -13,19 +14,22 @@ from . import memory
 from .contenders import contenders
 from .local import Workloads
 from .report import Table
+from .shared import CEILING_ROW, SHARED_ROW, TWO_PROCESSES_ROW, shared_tables
 
 LOCAL_WORKLOADS = ["hit", "miss", "zipf", "expiry", "memory"]
+WORKLOADS = LOCAL_WORKLOADS + ["shared"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a tenth of the sizes (100,000 instead of 1,000,000 entries)")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions per figure (median)")
-    parser.add_argument("--only", nargs="+", choices=LOCAL_WORKLOADS + ["kv"], metavar="WORKLOAD",
-                        help=f"run only these: {', '.join(LOCAL_WORKLOADS)}, kv")
+    parser.add_argument("--only", nargs="+", choices=WORKLOADS + ["kv"], metavar="WORKLOAD",
+                        help=f"run only these: {', '.join(WORKLOADS)}, kv")
     parser.add_argument("--redis", metavar="URL",
                         help="also time the KV path over this Redis (or 'auto': start a throwaway "
-                             "redis-server); the KV suite writes keys under sessid-bench:")
+                             "redis-server), and Redis beside the shared table; both write keys "
+                             "under sessid-bench:")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
 
 
@@ -75,11 +79,29 @@ def targets(tables: dict[str, Table]) -> list[str]:
         ours = tables["expiry_worst"].value("sessid")
         if ours is not None:
             check("no single call above 1 ms while entries expire", ours < 1000, f"{ours:.1f} µs")
+    for key, limit in (("shared_hit_small", 1.5), ("shared_hit_large", 1.5),
+                       ("shared_miss_small", 2.0), ("shared_miss_large", 2.0)):
+        table = tables.get(key)
+        if table is None:
+            continue
+        ours, shared = table.value("sessid"), table.value(SHARED_ROW)
+        if ours and shared:
+            check(f"{table.title}: shared at most {limit}x private", shared <= limit * ours,
+                  f"{shared / ours:.2f}x")
+    for key in ("shared_processes_hit", "shared_processes_mixed"):
+        table = tables.get(key)
+        if table is None:
+            continue
+        one, two, ceiling = table.value("sessid"), table.value(TWO_PROCESSES_ROW), table.value(CEILING_ROW)
+        if one and two:
+            machine = f" (the ceiling: {ceiling / one:.2f}x)" if ceiling else ""
+            check(f"{table.title}: two processes at least 1.5x one", two >= 1.5 * one,
+                  f"{two / one:.2f}x{machine}")
     return lines
 
 
 def run(args: argparse.Namespace) -> int:
-    only = set(args.only or LOCAL_WORKLOADS + (["kv"] if args.redis else []))
+    only = set(args.only or WORKLOADS + (["kv"] if args.redis else []))
     scale = 0.1 if args.quick else 1.0
     print(f"sessid bench on {machine()}")
     started = time.monotonic()
@@ -108,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
             show("purge", work.purge())
     if "memory" in only:
         show("memory", memory.table(int(1_000_000 * scale)))
+    if "shared" in only:
+        with contextlib.closing(shared_tables(scale, args.repeat, args.redis)) as shared:
+            for key, table in shared:
+                show(key, table)
     if "kv" in only:
         if not args.redis:
             print("\nkv: skipped (give --redis URL, or --redis auto)")
