@@ -18,7 +18,7 @@
 
 #include "status.h"
 
-#define HEADER_SIZE 4096
+#define HEADER_SIZE (3 * 4096)
 #define BOOT_ID_SIZE 40
 static const char magic[8] = {'s', 'e', 's', 's', 'i', 'd', 0x1a, 0x0a};
 
@@ -37,7 +37,7 @@ struct header {
     alignas(64) unsigned char state[SESSID_SHARED_STATE_SIZE];
 };
 
-_Static_assert(sizeof(struct header) <= HEADER_SIZE, "the header fits its page");
+_Static_assert(sizeof(struct header) <= HEADER_SIZE, "the header fits its pages");
 
 int sessid_shared_path(const char *name, char out[SESSID_SHARED_PATH_MAX])
 {

@@ -23,7 +23,7 @@
 #define SESSID_SHARED_LAYOUT 1
 
 /* Bytes of the header kept for the table's own state. */
-#define SESSID_SHARED_STATE_SIZE 512
+#define SESSID_SHARED_STATE_SIZE 8192
 
 /* The longest name sessid_shared_path takes, and the longest path it makes. */
 #define SESSID_SHARED_NAME_MAX 64

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +58,32 @@ struct head {
     uint64_t stats[SESSID_STAT_COUNT];
 };
 
-_Static_assert(sizeof(struct head) <= SESSID_SHARED_STATE_SIZE, "the head fits the file's room");
+/* A shared table lets a hit on an entry already used at the same instant (the coarse clock's tick)
+ * answer without its lock: such a hit would change nothing but a counter. It reads the entry under
+ * a sequence count, odd while a holder of the lock may be changing slots, and counts itself in one
+ * of several counters picked by thread, so that processes hammering one table share no cache line
+ * on that path. */
+#define QUICK_HIT_COUNTERS 64
+
+struct quick_hits {
+    alignas(64) _Atomic uint64_t seq;
+    alignas(64) struct {
+        _Atomic uint64_t hits;
+        char pad[56];
+    } counters[QUICK_HIT_COUNTERS];
+};
+
+struct shared_state {
+    struct head head;
+    struct quick_hits quick;
+};
+
+_Static_assert(sizeof(struct shared_state) <= SESSID_SHARED_STATE_SIZE, "it fits the file's room");
 
 struct sessid_table {
     sessid_lock lock;
     struct head *h;                     /* &own, or in the shared file */
+    struct quick_hits *quick;           /* a shared table's, in its file; NULL for a private one */
     struct entry *slots;
     _Atomic(struct entry *) prefetch_slots;     /* copies of slots and capacity for the lock-free */
     atomic_size_t prefetch_capacity;            /* prefetch hint; they may be out of date */
@@ -116,16 +138,28 @@ static void repair(sessid_table *t);
 static int lock_table(sessid_table *t)
 {
     int rc = sessid_lock_take(&t->lock);
+    if (rc != SESSID_OK && rc != SESSID_LOCK_OWNER_DIED)
+        return rc;
+    if (t->quick != NULL) {
+        /* Odd from here on; a holder that died left it odd already, so it moves on by two. */
+        uint64_t seq = atomic_load_explicit(&t->quick->seq, memory_order_relaxed);
+        atomic_store_explicit(&t->quick->seq, seq + 1 + (seq & 1), memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+    }
     if (rc == SESSID_LOCK_OWNER_DIED) {
         repair(t);
         sessid_lock_repaired(&t->lock);
-        rc = SESSID_OK;
     }
-    return rc;
+    return SESSID_OK;
 }
 
 static void unlock_table(sessid_table *t)
 {
+    if (t->quick != NULL) {
+        atomic_thread_fence(memory_order_release);
+        uint64_t seq = atomic_load_explicit(&t->quick->seq, memory_order_relaxed);
+        atomic_store_explicit(&t->quick->seq, seq + 1, memory_order_relaxed);
+    }
     sessid_lock_release(&t->lock);
 }
 
@@ -143,6 +177,9 @@ void sessid_table_stats(sessid_table *t, sessid_stats *out)
     if (lock_table(t) != SESSID_OK)
         return;
     memcpy(out->counters, t->h->stats, sizeof out->counters);
+    for (int i = 0; t->quick != NULL && i < QUICK_HIT_COUNTERS; i++)
+        out->counters[SESSID_STAT_HITS] +=
+            atomic_load_explicit(&t->quick->counters[i].hits, memory_order_relaxed);
     unlock_table(t);
 }
 
@@ -231,6 +268,48 @@ static uint32_t find_slot(const sessid_table *t, const uint8_t digest[SESSID_DIG
         if (memcmp(e->digest, digest, SESSID_DIGEST_LEN) == 0)
             return (uint32_t)slot;
     }
+}
+
+/* The counter this thread counts its quick hits in. Threads of one process, and processes, mostly
+ * land on different ones; a forked child keeps its parent's, which costs only some sharing. */
+static _Atomic uint64_t *quick_hit_counter(struct quick_hits *quick)
+{
+    static _Thread_local int mine = -1;
+    if (mine < 0) {
+        uint64_t h = (uint64_t)(uintptr_t)&mine * 0x9e3779b97f4a7c15u;
+        mine = (int)(h >> 58);          /* 64 counters */
+    }
+    return &quick->counters[mine].hits;
+}
+
+/* A hit without the lock, on a shared table: returns 1, with id set, when digest's entry was last
+ * used at `now` and `now` is the table's time, so that a locked hit would only count it (its expiry
+ * and its place among the entries used at this instant stay as they are). 0: take the lock. The
+ * entry is read as it may be changing and trusted only if the sequence count did not move. */
+static int quick_hit(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now,
+                     uint8_t id[SESSID_ID_LEN])
+{
+    struct quick_hits *quick = t->quick;
+    uint64_t seq = atomic_load_explicit(&quick->seq, memory_order_acquire);
+    if ((seq & 1) != 0 || now < t->h->clock)
+        return 0;
+    size_t capacity = t->h->capacity;
+    size_t slot = home_slot(t, digest);
+    struct entry e;
+    for (size_t probes = 0; probes < capacity; probes++, slot = next_slot(slot, capacity)) {
+        memcpy(&e, &t->slots[slot], sizeof e);
+        if (!occupied(&e))
+            return 0;
+        if (memcmp(e.digest, digest, SESSID_DIGEST_LEN) == 0)
+            break;
+    }
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&quick->seq, memory_order_relaxed) != seq
+        || memcmp(e.digest, digest, SESSID_DIGEST_LEN) != 0 || e.last_use != now)
+        return 0;
+    memcpy(id, e.id, SESSID_ID_LEN);
+    atomic_fetch_add_explicit(quick_hit_counter(quick), 1, memory_order_relaxed);
+    return 1;
 }
 
 /* ---- the use-order list ---- */
@@ -729,6 +808,7 @@ int sessid_table_open_shared(const char *path, double ttl, uint64_t max_entries,
         return rc;
     }
     t->h = t->file.state;
+    t->quick = &((struct shared_state *)t->file.state)->quick;
     t->slots = t->file.slots;
     sessid_lock_init_shared(&t->lock, t->file.mutex);
     publish_for_prefetch(t);
@@ -751,6 +831,11 @@ void sessid_table_free(sessid_table *t)
 int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
                                double now, uint8_t id[SESSID_ID_LEN], int *created)
 {
+    if (t->quick != NULL && quick_hit(t, digest, now, id)) {
+        if (created != NULL)
+            *created = 0;
+        return SESSID_OK;
+    }
     int rc = enter(t, &now);
     if (rc != SESSID_OK)
         return rc;

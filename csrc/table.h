@@ -25,7 +25,10 @@
  * and time are in the file too, so every process sees the same entries, counts and expiry. A process
  * killed at any moment, even inside a call, loses nothing but that call: the next process to take
  * the lock repairs the table, and no id changes. Its `now` must come from a clock every process of
- * the host shares (the monotonic clock). A shared table's lock can only fail if something other
+ * the host shares (the monotonic clock). A hit on an entry already used at the same `now` (within
+ * the coarse clock's tick, for a busy key) is answered without the lock and changes nothing but a
+ * counter, so processes hammering one table do not queue on it; least recently used then means to
+ * the clock's tick. A shared table's lock can only fail if something other
  * than sessid released it unrepaired; then its functions return SESSID_ESTATE, and those that
  * cannot fail do nothing.
  */

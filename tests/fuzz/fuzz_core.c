@@ -84,10 +84,9 @@ static void model_use(struct model *m, int k, const uint8_t id[SESSID_ID_LEN])
 static void advance(double *now, int byte, int shared)
 {
     /* Mostly forward in small steps; now and then far back, which the table must treat as still.
-     * A shared table reads the monotonic clock, and every call moves it a little: after a repair,
-     * entries used at the same instant may come back in any order, which the model does not know. */
+     * A shared table reads the monotonic clock, which never goes back. */
     if (shared)
-        *now += 1e-3 + (byte < 0 ? 0 : (double)(byte % 16) * 0.5);
+        *now += byte < 0 ? 0 : (double)(byte % 16) * 0.5;
     else
         *now += byte < 0 ? 0 : byte >= 250 ? -100.0 : (double)(byte % 16) * 0.5;
 }
@@ -224,7 +223,7 @@ static void *doomed_call(void *arg)
  * to the entry it may have evicted is undone on both sides (those two are uncertain); every other
  * key must keep its id, and the repaired table every invariant. */
 static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[][SESSID_DIGEST_LEN],
-                       int k, double now, int step, int purge)
+                       int k, double now, int step, int purge, double *clock_after)
 {
     int victim = -1;
     if (!purge && !model_live(m, k) && m->max_entries != 0 && model_count(m) >= m->max_entries)
@@ -245,6 +244,26 @@ static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[]
     }
     if (sessid_table_live(t, now) != model_count(m) || sessid_table_check(t) != 0)
         abort();
+    /* A repair orders entries used at one instant by slot, which the model cannot know: use every
+     * live key again, one at a time and in the model's order, so that both agree from here on. */
+    unsigned long before = m->order;
+    for (;;) {
+        int next = -1;
+        for (int i = 0; i < KEYS; i++)
+            if (model_live(m, i) && m->keys[i].order <= before
+                && (next < 0 || m->keys[i].order < m->keys[next].order))
+                next = i;
+        if (next < 0)
+            break;
+        *clock_after = now += 1e-3;
+        m->clock = now;
+        uint8_t id[SESSID_ID_LEN];
+        int created = -1;
+        if (sessid_table_get_or_create(t, digests[next], now, id, &created) != SESSID_OK
+            || created || memcmp(id, m->keys[next].id, SESSID_ID_LEN) != 0)
+            abort();
+        model_use(m, next, id);
+    }
 }
 
 static sessid_table *open_table(int shared, unsigned max_entries, char *path)
@@ -306,7 +325,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             if (created != expect || (!created && memcmp(id, m.keys[k].id, SESSID_ID_LEN) != 0))
                 abort();
-            model_use(&m, k, id);
+            /* A shared table answers a hit on an entry used at this very instant without its
+             * lock, and moves nothing: least recently used to the clock's tick. */
+            if (created || !shared || m.keys[k].last_use != m.clock)
+                model_use(&m, k, id);
             break;
         }
         case 4:
@@ -341,7 +363,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 10:
             if (shared) {
                 tell_time(&m, now);
-                die_inside(t, &m, digests, k, now, take(&in) % 24 + 1, op == 10);
+                die_inside(t, &m, digests, k, now, take(&in) % 24 + 1, op == 10, &now);
                 break;
             }
             /* fall through: with a private table these are protocol runs too */
