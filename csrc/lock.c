@@ -5,6 +5,7 @@
 #endif
 #include "lock.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -156,16 +157,23 @@ int sessid_lock_take(sessid_lock *l)
     return SESSID_ESTATE;      /* ENOTRECOVERABLE: released unrepaired, which sessid never does */
 }
 
+/* Both fail only when misused: the mutex is not robust, not inconsistent, or not held. */
 void sessid_lock_repaired(sessid_lock *l)
 {
-    if (l->robust != NULL)
-        pthread_mutex_consistent(l->robust);
+    if (l->robust != NULL) {
+        int rc = pthread_mutex_consistent(l->robust);
+        assert(rc == 0);
+        (void)rc;
+    }
 }
 
 void sessid_lock_release(sessid_lock *l)
 {
-    if (l->robust == NULL)
+    if (l->robust == NULL) {
         release_private(&l->word);
-    else
-        pthread_mutex_unlock(l->robust);
+    } else {
+        int rc = pthread_mutex_unlock(l->robust);
+        assert(rc == 0);
+        (void)rc;
+    }
 }
