@@ -279,15 +279,18 @@ int sessid_shared_open(const char *path, const sessid_shared_spec *spec, sessid_
             release_file(fd);                   /* the mapping stays */
             return rc;
         }
-        if (rc == SESSID_OK)
-            rc = make(fd, spec, boot_id, f, p);
         if (rc == SESSID_OK) {
-            f->fd = fd;                         /* held, locked, until published */
-            *fresh = 1;
-            return SESSID_OK;
+            rc = make(fd, spec, boot_id, f, p);
+            if (rc == SESSID_OK) {
+                f->fd = fd;                     /* held, locked, until published */
+                *fresh = 1;
+                return SESSID_OK;
+            }
+            /* No half-made file of ours is left behind. Only when making it failed: a file this
+             * process created may hold another's table by now (it won the flock first). */
+            if (created)
+                unlink(path);
         }
-        if (created)
-            unlink(path);                       /* no half-made file of ours is left behind */
         sessid_shared_close(f);
         release_file(fd);
         return rc;
@@ -314,21 +317,33 @@ void sessid_shared_close(sessid_shared_file *f)
     f->fd = -1;
 }
 
+/* Opens path to read it, never following a symlink nor waiting on a FIFO; checks what
+ * check_owner checks. */
+static int open_to_read(const char *path, int *fd, struct stat *st, sessid_shared_problem *p)
+{
+    *fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (*fd < 0)
+        return errno == ELOOP ? problem(p, SESSID_SHARED_SYMLINK) : system_problem(p, "open");
+    int rc = check_owner(*fd, st, p);
+    if (rc != SESSID_OK)
+        close(*fd);
+    return rc;
+}
+
 int sessid_shared_settings(const char *path, double *ttl, uint64_t *max_entries,
                            sessid_shared_problem *p)
 {
     memset(p, 0, sizeof *p);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ELOOP ? problem(p, SESSID_SHARED_SYMLINK) : system_problem(p, "open");
+    int fd;
     struct stat st;
-    int rc = check_owner(fd, &st, p);
-    struct header h;
-    if (rc == SESSID_OK && pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-        rc = problem(p, SESSID_SHARED_NOT_A_TABLE);
-    close(fd);
+    int rc = open_to_read(path, &fd, &st, p);
     if (rc != SESSID_OK)
         return rc;
+    struct header h;
+    ssize_t n = pread(fd, &h, sizeof h, 0);
+    close(fd);
+    if (n != (ssize_t)sizeof h)
+        return problem(p, SESSID_SHARED_NOT_A_TABLE);
     if (memcmp(h.magic, magic, sizeof magic) != 0)
         return problem(p, SESSID_SHARED_NOT_A_TABLE);
     if (h.layout != SESSID_SHARED_LAYOUT) {
@@ -345,13 +360,16 @@ int sessid_shared_settings(const char *path, double *ttl, uint64_t *max_entries,
 int sessid_shared_remove(const char *path, sessid_shared_problem *p)
 {
     memset(p, 0, sizeof *p);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return errno == ELOOP ? problem(p, SESSID_SHARED_SYMLINK) : system_problem(p, "open");
+    struct stat st;
     char head[sizeof magic];
-    ssize_t n = read(fd, head, sizeof head);
+    int is_table = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+                   && read(fd, head, sizeof head) == (ssize_t)sizeof head
+                   && memcmp(head, magic, sizeof magic) == 0;
     close(fd);
-    if (n != (ssize_t)sizeof head || memcmp(head, magic, sizeof magic) != 0)
+    if (!is_table)
         return problem(p, SESSID_SHARED_NOT_A_TABLE);
     if (unlink(path) != 0)
         return system_problem(p, "unlink");
