@@ -18,6 +18,24 @@ def random_keys(count: int, seed: int) -> list[str]:
     return [PREFIX + "".join(rng.choices(ALPHABET, k=tail)) for _ in range(count)]
 
 
+class HitKeys:
+    """The keys of the hit workloads, the same in every suite that times hits: `large` keys (a
+    million, scaled) and a shuffled order of them, and `calls` calls spread over their first
+    `small`."""
+
+    def __init__(self, scale: float, small: int = 1_000) -> None:
+        self.small = small
+        self.large = max(10_000, int(1_000_000 * scale))
+        self.calls = max(20_000, int(200_000 * scale))
+        rng = random.Random(7)
+        self.large_keys = random_keys(self.large, seed=1)
+        self.shuffled_large = self.large_keys[:]
+        rng.shuffle(self.shuffled_large)
+        self.small_keys = self.large_keys[:small]
+        passes = max(1, self.calls // small)
+        self.small_calls = [k for _ in range(passes) for k in rng.sample(self.small_keys, small)]
+
+
 def numbered_key(i: int) -> str:
     """A 52-character key made on the fly, for fills that must not keep the keys alive."""
     return f"{PREFIX}{i:039d}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +11,7 @@ from typing import Any
 import sessid
 
 from .contenders import Contender
-from .keys import numbered_key, random_keys, zipf_draws
+from .keys import HitKeys, numbered_key, random_keys, zipf_draws
 from .report import Row, Table
 
 HOUR = 3600.0
@@ -41,20 +40,11 @@ def timed_loop(get: Callable[[str], Any], keys: Sequence[str]) -> float:
         gc.enable()
 
 
-class Workloads:
+class Workloads(HitKeys):
     def __init__(self, contenders: list[Contender], scale: float, repeat: int) -> None:
+        super().__init__(scale)
         self.contenders = contenders
         self.repeat = repeat
-        self.small = 1_000
-        self.large = max(10_000, int(1_000_000 * scale))
-        self.calls = max(20_000, int(200_000 * scale))
-        rng = random.Random(7)
-        self.large_keys = random_keys(self.large, seed=1)
-        self.shuffled_large = self.large_keys[:]
-        rng.shuffle(self.shuffled_large)
-        self.small_keys = self.large_keys[: self.small]
-        passes = max(1, self.calls // self.small)
-        self.small_calls = [k for _ in range(passes) for k in rng.sample(self.small_keys, self.small)]
         self.zipf = zipf_draws(random_keys(100_000, seed=2), self.large, s=1.1, seed=3)
 
     def _rows(self, measure: Callable[[Contender], float], floors: bool = True) -> list[Row]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import sessid
 
-from .keys import numbered_key, random_keys
+from .keys import HitKeys, numbered_key, random_keys
 from .local import HOUR, check_work, loop_overhead, passes_footer, timed_loop
 from .report import Row, Table
 
@@ -94,23 +94,14 @@ def shared_store(name: str, entries: int) -> sessid.Store:
 # --- shared against private, side by side ---
 
 
-class Comparison:
-    """Store() and Store(shared=...) on the same keys, their passes taken in turn so that a slower
-    stretch of the machine falls on both."""
+class Comparison(HitKeys):
+    """Store() and Store(shared=...) on the same keys as the local hit workloads, their passes taken
+    in turn so that a slower stretch of the machine falls on both."""
 
     def __init__(self, names: Names, scale: float, repeat: int) -> None:
+        super().__init__(scale, SMALL)
         self.names = names
         self.repeat = repeat
-        self.large = max(10_000, int(1_000_000 * scale))
-        self.calls = max(20_000, int(200_000 * scale))
-        # The keys and call orders of the local hit workloads (sessid/bench/local.py).
-        rng = random.Random(7)
-        self.large_keys = random_keys(self.large, seed=1)
-        self.shuffled_large = self.large_keys[:]
-        rng.shuffle(self.shuffled_large)
-        self.small_keys = self.large_keys[:SMALL]
-        passes = max(1, self.calls // SMALL)
-        self.small_calls = [k for _ in range(passes) for k in rng.sample(self.small_keys, SMALL)]
 
     def hit_small(self) -> Table:
         return self._hits(f"shared against private: hit, {SMALL:,} keys in the table",
