@@ -4,7 +4,11 @@
  *   digest.h   SHA-256 of API keys (OpenSSL EVP) and its hex form
  *   idgen.h    random version 4 UUIDs and their canonical text
  *   clock.h    the default monotonic clock
- *   table.h    the in-process sliding-TTL table
+ *   table.h    the sliding-TTL table, in this process or in a file every process of the host
+ *              shares (table.c; its memory in table_layout.h, quick.c for lock-free hits, repair.c
+ *              for what a death inside a shared table leaves behind)
+ *   lock.h     the table's locks: private, or robust and process-shared
+ *   shared.h   a shared table's file
  *   kv.h       the KV backend vtable
  *   proto.h    the get-or-create protocol over a KV, as a state machine, and its sync driver
  *

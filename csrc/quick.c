@@ -1,0 +1,46 @@
+/* Hits without the lock on a shared table: an entry already used at the table's current time is
+ * read under the sequence count and counted in a per-thread counter, so processes hammering one
+ * table do not queue on its lock. */
+#include "table_layout.h"
+
+/* The counter this thread counts its quick hits in. Threads of one process, and processes, mostly
+ * land on different ones; a forked child keeps its parent's, which costs only some sharing. */
+static _Atomic uint64_t *quick_hit_counter(struct quick_hits *quick)
+{
+    static _Thread_local int mine = -1;
+    if (mine < 0) {
+        uint64_t h = (uint64_t)(uintptr_t)&mine * 0x9e3779b97f4a7c15u;
+        mine = (int)(h >> 58);          /* 64 counters */
+    }
+    return &quick->counters[mine].hits;
+}
+
+/* A hit without the lock, on a shared table: returns 1, with id set, when digest's entry was last
+ * used at `now` and `now` is the table's time, so that a locked hit would only count it (its expiry
+ * and its place among the entries used at this instant stay as they are). 0: take the lock. The
+ * entry is read as it may be changing and trusted only if the sequence count did not move. */
+int sessid_table_quick_hit(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now,
+                     uint8_t id[SESSID_ID_LEN])
+{
+    struct quick_hits *quick = t->quick;
+    uint64_t seq = atomic_load_explicit(&quick->seq, memory_order_acquire);
+    if ((seq & 1) != 0 || now < t->h->clock)
+        return 0;
+    size_t capacity = t->h->capacity;
+    size_t slot = home_slot(t, digest);
+    struct entry e;
+    for (size_t probes = 0; probes < capacity; probes++, slot = next_slot(slot, capacity)) {
+        memcpy(&e, &t->slots[slot], sizeof e);
+        if (!occupied(&e))
+            return 0;
+        if (memcmp(e.digest, digest, SESSID_DIGEST_LEN) == 0)
+            break;
+    }
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&quick->seq, memory_order_relaxed) != seq
+        || memcmp(e.digest, digest, SESSID_DIGEST_LEN) != 0 || e.last_use != now)
+        return 0;
+    memcpy(id, e.id, SESSID_ID_LEN);
+    atomic_fetch_add_explicit(quick_hit_counter(quick), 1, memory_order_relaxed);
+    return 1;
+}

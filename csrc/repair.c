@@ -1,0 +1,174 @@
+/* What a death inside a shared table leaves behind: in debug builds, a death on demand between two
+ * steps of a mutation, for tests; in every build, the repair the next taker of the lock makes, and
+ * the check of every invariant. */
+#include "table_layout.h"
+
+#include <assert.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include "table_testing.h"
+
+#ifdef SESSID_FAULT_INJECTION
+static atomic_long fault_countdown;
+static atomic_int fault_ends_thread;
+
+void sessid_table_kill_after(long steps)
+{
+    atomic_store(&fault_ends_thread, 0);
+    atomic_store(&fault_countdown, steps);
+}
+
+void sessid_table_end_thread_after(long steps)
+{
+    atomic_store(&fault_ends_thread, 1);
+    atomic_store(&fault_countdown, steps);
+}
+
+void sessid_table_step(void)
+{
+    if (atomic_load_explicit(&fault_countdown, memory_order_relaxed) > 0
+        && atomic_fetch_sub(&fault_countdown, 1) == 1) {
+        if (atomic_load(&fault_ends_thread))
+            pthread_exit(NULL);
+        raise(SIGKILL);
+    }
+}
+#endif
+
+/* ---- repair: a shared table after a process died holding its lock ----
+ * Works from the slots alone, in place, with no allocation: empties every slot that holds no whole
+ * entry, moves each entry to where a lookup finds it and drops second copies (a move leaves two
+ * for a moment, both with the same id), then rebuilds the use-order list from the times of last use
+ * (sorted in the file's scratch area), the count and the table's time. No id changes. */
+
+/* One pass over every entry, from just after an empty slot; returns how many it moved or dropped. */
+static size_t replace_entries(sessid_table *t)
+{
+    size_t capacity = t->h->capacity, changed = 0, start = 0;
+    while (start < capacity && occupied(&t->slots[start]))
+        start++;                    /* a shared table has room for max_entries and more: one is empty */
+    if (start == capacity)
+        return 0;
+    for (size_t i = 1; i <= capacity; i++) {
+        size_t s = (start + i) % capacity;
+        struct entry *e = &t->slots[s];
+        if (!occupied(e))
+            continue;
+        for (size_t p = home_slot(t, e->digest); p != s; p = next_slot(p, capacity)) {
+            struct entry *q = &t->slots[p];
+            if (!occupied(q)) {
+                memcpy(q->digest, e->digest, SESSID_DIGEST_LEN);
+                q->last_use = e->last_use;
+                step();
+                commit_id(q, e->id);
+                step();
+            } else if (memcmp(q->digest, e->digest, SESSID_DIGEST_LEN) != 0) {
+                continue;
+            }
+            wipe(e);                            /* moved to p, or a second copy of the one at p */
+            step();
+            changed++;
+            break;
+        }
+    }
+    return changed;
+}
+
+static int older_than(const sessid_table *t, uint32_t a, uint32_t b)
+{
+    double ta = t->slots[a].last_use, tb = t->slots[b].last_use;
+    return ta < tb || (ta == tb && a < b);
+}
+
+static void sift_down(const sessid_table *t, uint32_t *heap, size_t root, size_t n)
+{
+    for (size_t child; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && older_than(t, heap[child], heap[child + 1]))
+            child++;
+        if (!older_than(t, heap[root], heap[child]))
+            return;
+        uint32_t swap = heap[root];
+        heap[root] = heap[child];
+        heap[child] = swap;
+    }
+}
+
+/* Sorts slot numbers from the least to the most recently used (heapsort: no memory of its own). */
+static void sort_by_use(const sessid_table *t, uint32_t *order, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(t, order, i, n);
+    for (size_t end = n; end-- > 1;) {
+        uint32_t swap = order[0];
+        order[0] = order[end];
+        order[end] = swap;
+        sift_down(t, order, 0, end);
+    }
+}
+
+void sessid_table_repair(sessid_table *t)
+{
+    struct head *h = t->h;
+    size_t capacity = h->capacity;
+    for (size_t s = 0; s < capacity; s++) {
+        struct entry *e = &t->slots[s];
+        if ((!occupied(e) || !isfinite(e->last_use)) && !is_blank(e))
+            wipe(e);
+    }
+    step();
+    while (replace_entries(t) > 0)
+        ;
+    uint32_t *order = t->file.scratch;
+    size_t n = 0;
+    for (size_t s = 0; s < capacity; s++)
+        if (occupied(&t->slots[s]))
+            order[n++] = (uint32_t)s;
+    sort_by_use(t, order, n);
+    step();
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = &t->slots[order[i]];
+        e->older = i > 0 ? order[i - 1] : NIL;
+        e->newer = i + 1 < n ? order[i + 1] : NIL;
+        if (e->last_use > h->clock)
+            h->clock = e->last_use;
+    }
+    h->oldest = n > 0 ? order[0] : NIL;
+    h->newest = n > 0 ? order[n - 1] : NIL;
+    h->count = n;
+    step();
+    assert(sessid_table_check(t) == 0);
+}
+
+int sessid_table_check(sessid_table *t)
+{
+    const struct head *h = t->h;
+    size_t entries = 0;
+    for (size_t s = 0; s < h->capacity; s++) {
+        const struct entry *e = &t->slots[s];
+        if (!occupied(e)) {
+            if (!is_blank(e))
+                return -1;                      /* an empty slot with something left in it */
+            continue;
+        }
+        entries++;
+        if (find_slot(t, e->digest) != s)
+            return -2;                          /* a lookup does not find it, or finds a copy */
+    }
+    if (entries != h->count)
+        return -3;
+    size_t listed = 0;
+    uint32_t prev = NIL;
+    for (uint32_t s = h->oldest; s != NIL; s = t->slots[s].newer) {
+        if (s >= h->capacity || !occupied(&t->slots[s]) || t->slots[s].older != prev
+            || ++listed > entries)
+            return -4;                          /* the list is broken */
+        if (prev != NIL && t->slots[prev].last_use > t->slots[s].last_use)
+            return -5;                          /* out of order */
+        prev = s;
+    }
+    if (listed != entries || h->newest != prev)
+        return -6;
+    return 0;
+}
