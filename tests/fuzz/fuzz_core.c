@@ -248,6 +248,8 @@ static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[]
      * live key again, one at a time and in the model's order, so that both agree from here on. */
     unsigned long before = m->order;
     for (;;) {
+        *clock_after = now += 1e-3;
+        m->clock = now;
         int next = -1;
         for (int i = 0; i < KEYS; i++)
             if (model_live(m, i) && m->keys[i].order <= before
@@ -255,8 +257,6 @@ static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[]
                 next = i;
         if (next < 0)
             break;
-        *clock_after = now += 1e-3;
-        m->clock = now;
         uint8_t id[SESSID_ID_LEN];
         int created = -1;
         if (sessid_table_get_or_create(t, digests[next], now, id, &created) != SESSID_OK
