@@ -37,12 +37,15 @@ _Static_assert(sizeof(struct entry) == 64, "an entry is one cache line");
 
 /* The table's state; a shared table keeps it in its file. */
 struct head {
+    /* What a lookup reads: written once, or once per tick of the clock. */
     double ttl;
     uint64_t max_entries;
     double clock;                       /* the latest `now` seen */
     uint64_t seed[4];                   /* keys the slot hash, so no one can aim keys at one slot */
     uint64_t capacity;
-    uint64_t count;
+    /* What every insert and removal writes, on a cache line of its own: in a shared table, another
+     * process's quick hits would otherwise wait for it at each change. */
+    alignas(64) uint64_t count;
     uint32_t oldest, newest;
     uint64_t stats[SESSID_STAT_COUNT];
 };
