@@ -195,6 +195,24 @@ def join_all(processes: list[Any]) -> None:
         assert p.exitcode == 0, f"{p} ended with {p.exitcode}"
 
 
+def race(method: str, name: str, options: dict[str, Any], keys: list[str], processes: int,
+         threads: int) -> dict[str, str]:
+    """Starts processes of `threads` threads each that get keys from the table `name` at once (a
+    barrier), and returns the ids they all saw (they must agree)."""
+    context = multiprocessing.get_context(method)
+    barrier = context.Barrier(processes)
+    results = context.Queue()
+    racers = [context.Process(target=shared_workers.race,
+                              args=(name, options, keys, threads, barrier, results))
+              for _ in range(processes)]
+    for p in racers:
+        p.start()
+    seen = collect(results, processes)
+    join_all(racers)
+    assert all(ids == seen[0] for ids in seen)
+    return seen[0]
+
+
 @pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_processes_and_their_threads_racing_on_new_keys_agree_and_the_ids_outlive_them(
         tables, method):
@@ -202,18 +220,7 @@ def test_processes_and_their_threads_racing_on_new_keys_agree_and_the_ids_outliv
     name = tables.name(method)
     keys = [f"sk-race-{i}" for i in range(300)]
     processes, threads = 4, 4
-    context = multiprocessing.get_context(method)
-    barrier = context.Barrier(processes)
-    results = context.Queue()
-    racers = [context.Process(target=shared_workers.race,
-                              args=(name, SMALL, keys, threads, barrier, results))
-              for _ in range(processes)]
-    for p in racers:
-        p.start()
-    seen = collect(results, processes)
-    join_all(racers)
-    assert all(ids == seen[0] for ids in seen)
-    ids = seen[0]
+    ids = race(method, name, SMALL, keys, processes, threads)
     assert all(is_uuid4(ids[key]) for key in keys)
     assert len(set(ids.values())) == len(keys)
 
@@ -236,23 +243,12 @@ def test_processes_and_their_threads_racing_on_new_keys_agree_and_the_ids_outliv
 def test_processes_making_the_same_new_table_at_once_all_succeed_and_agree(tables):
     """A large table takes a while to allocate, which gives the racers time to collide."""
     options = {"ttl": 600.0, "max_entries": 200_000}
-    context = multiprocessing.get_context("fork")
     for round_ in range(3):
         name = tables.name(f"create{round_}")
-        processes = 6
-        barrier = context.Barrier(processes)
-        results = context.Queue()
-        racers = [context.Process(target=shared_workers.race,
-                                  args=(name, options, ["sk-1", "sk-2"], 1, barrier, results))
-                  for _ in range(processes)]
-        for p in racers:
-            p.start()
-        seen = collect(results, processes)
-        join_all(racers)
-        assert all(ids == seen[0] for ids in seen)
+        ids = race("fork", name, options, ["sk-1", "sk-2"], processes=6, threads=1)
         store = sessid.Store(shared=name, **options)
         assert store.stats()["misses"] == 2
-        assert store.get("sk-1") == seen[0]["sk-1"]
+        assert store.get("sk-1") == ids["sk-1"]
         header_size(os.path.getsize(file_of(name)), options["max_entries"])
         del store
 
