@@ -35,7 +35,7 @@ def shared_name(text: str) -> str:
     try:
         _shared_path(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).replace("shared must be", "must be")) from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
