@@ -35,7 +35,7 @@ typedef struct sessid_kv_value {
     size_t len;
 } sessid_kv_value;
 
-#define SESSID_KV_VERSION 1
+#define SESSID_KV_VERSION 2
 
 typedef struct sessid_kv_methods {
     int version;
@@ -61,6 +61,13 @@ typedef struct sessid_kv_methods {
      * SESSID_ENOREPLY: the set ran, but the reply did not tell what was there before. */
     int (*set_nx_get)(void *ctx, const char *key, size_t key_len, const char *value,
                       size_t value_len, uint64_t ttl, sessid_kv_value *out);
+
+    /* Version 2. */
+
+    /* DEL key: the key's session is over (forget). Whether the key existed is not reported. A
+     * run that must delete through a version 1 backend, or one that leaves this NULL, fails with
+     * SESSID_EUNSUPPORTED. */
+    int (*del)(void *ctx, const char *key, size_t key_len);
 } sessid_kv_methods;
 
 typedef struct sessid_kv {

@@ -13,6 +13,7 @@ enum {
     REFRESH,    /* EXPIRE after a GET that found the id */
     CREATE,     /* SET NX, with or without GET */
     READ_BACK,  /* GET after a SET NX */
+    FORGET,     /* DEL */
     DONE
 };
 
@@ -98,9 +99,10 @@ static void not_offered(atomic_int *cap)
     atomic_store_explicit(cap, 0, memory_order_relaxed);
 }
 
-int sessid_proto_begin(sessid_proto *run, const sessid_proto_config *config,
-                       const uint8_t digest[SESSID_DIGEST_LEN], const char *key, size_t key_len,
-                       double now)
+/* What every run starts with; the run is over (with SESSID_EINVAL) unless this returns 0. */
+static int start(sessid_proto *run, const sessid_proto_config *config,
+                 const uint8_t digest[SESSID_DIGEST_LEN], const char *key, size_t key_len,
+                 double now)
 {
     memset(run, 0, sizeof *run);
     run->state = DONE;
@@ -115,6 +117,16 @@ int sessid_proto_begin(sessid_proto *run, const sessid_proto_config *config,
     run->op.key = key;
     run->op.key_len = key_len;
     run->op.ttl = config->ttl;
+    return SESSID_OK;
+}
+
+int sessid_proto_begin(sessid_proto *run, const sessid_proto_config *config,
+                       const uint8_t digest[SESSID_DIGEST_LEN], const char *key, size_t key_len,
+                       double now)
+{
+    int rc = start(run, config, digest, key, key_len, now);
+    if (rc != SESSID_OK)
+        return rc;
     if (config->refresh_after > 0) {
         uint8_t id[SESSID_ID_LEN];
         if (sessid_table_peek(config->table, digest, now, config->refresh_after, id)) {
@@ -130,6 +142,20 @@ int sessid_proto_begin(sessid_proto *run, const sessid_proto_config *config,
     run->state = LOOKUP;
     int with_getex = atomic_load_explicit(&config->caps->getex, memory_order_relaxed);
     set_op(run, with_getex ? SESSID_OP_GETEX : SESSID_OP_GET);
+    return SESSID_OK;
+}
+
+int sessid_proto_begin_forget(sessid_proto *run, const sessid_proto_config *config,
+                              const uint8_t digest[SESSID_DIGEST_LEN], const char *key,
+                              size_t key_len, double now)
+{
+    int rc = start(run, config, digest, key, key_len, now);
+    if (rc == SESSID_OK)
+        rc = sessid_table_remove(config->table, digest, now);
+    if (rc != SESSID_OK)
+        return fail(run, rc);
+    run->state = FORGET;
+    set_op(run, SESSID_OP_DELETE);
     return SESSID_OK;
 }
 
@@ -216,6 +242,13 @@ int sessid_proto_feed(sessid_proto *run, int status, const sessid_kv_value *valu
         return feed_create(run, status, value);
     case READ_BACK:
         return feed_read_back(run, status, value);
+    case FORGET:
+        if (status == SESSID_OK)
+            status = sessid_table_remove(run->config->table, run->digest, run->now);
+        if (status != SESSID_OK)
+            return fail(run, status);
+        run->state = DONE;
+        return SESSID_OK;
     default:
         return SESSID_ESTATE;
     }
@@ -255,6 +288,9 @@ static int perform(const sessid_kv *kv, const sessid_op *op, sessid_kv_value *ou
                                    op->ttl, out);
     case SESSID_OP_EXPIRE:
         return m->expire(kv->ctx, op->key, op->key_len, op->ttl);
+    case SESSID_OP_DELETE:
+        return m->version < 2 || m->del == NULL ? SESSID_EUNSUPPORTED
+                                                : m->del(kv->ctx, op->key, op->key_len);
     }
     return SESSID_ESTATE;
 }

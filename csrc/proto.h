@@ -3,6 +3,8 @@
  * One run finds or makes the session id behind one KV key:
  *   lookup:  GETEX key EX ttl                   or  GET key, then EXPIRE key ttl when found
  *   create:  SET key id NX EX ttl GET           or  SET key id NX EX ttl, then GET key
+ * or, begun with sessid_proto_begin_forget, ends the key's session:
+ *   forget:  DEL key
  * The first form of each is used while the KV offers it; when the KV turns out not to (an old
  * server, a client without the method), the run switches to the second form and records that in
  * the shared sessid_kv_caps, so later runs go straight to it.
@@ -42,7 +44,8 @@ typedef enum sessid_op_kind {
     SESSID_OP_GETEX,
     SESSID_OP_SET_NX,
     SESSID_OP_SET_NX_GET,
-    SESSID_OP_EXPIRE
+    SESSID_OP_EXPIRE,
+    SESSID_OP_DELETE
 } sessid_op_kind;
 
 /* One KV operation for the driver to perform. */
@@ -52,7 +55,7 @@ typedef struct sessid_op {
     size_t key_len;
     const char *value;      /* SET_NX, SET_NX_GET: the new session id (36 characters) */
     size_t value_len;
-    uint64_t ttl;           /* every kind but GET: whole seconds, at least 1 */
+    uint64_t ttl;           /* every kind but GET and DELETE: whole seconds, at least 1 */
 } sessid_op;
 
 /* Which optional operations the KV offers, shared by every run over one KV. Starts at 1 for each
@@ -93,6 +96,15 @@ int sessid_proto_begin(sessid_proto *run, const sessid_proto_config *config,
                        const uint8_t digest[SESSID_DIGEST_LEN], const char *key, size_t key_len,
                        double now);
 
+/* Starts a run that forgets the API key whose digest is given: it drops the key's entry from the
+ * table at once and has the KV delete key[0..key_len) (one DELETE operation); when the delete
+ * succeeds it drops the entry again, in case a lookup that raced with it stored the old id. The
+ * run succeeds with an empty text. Returns 0 or SESSID_EINVAL (config out of range), or
+ * SESSID_ESTATE from the table. */
+int sessid_proto_begin_forget(sessid_proto *run, const sessid_proto_config *config,
+                              const uint8_t digest[SESSID_DIGEST_LEN], const char *key,
+                              size_t key_len, double now);
+
 /* The operation to perform next, or NULL when the run is over. The operation stays valid until the
  * next sessid_proto_feed. */
 const sessid_op *sessid_proto_next(const sessid_proto *run);
@@ -104,7 +116,7 @@ const sessid_op *sessid_proto_next(const sessid_proto *run);
 int sessid_proto_feed(sessid_proto *run, int status, const sessid_kv_value *value);
 
 /* The outcome of a finished run: 0 with *text and *text_len set to the session id (a buffer inside
- * the run, not NUL-terminated), or the status it failed with: SESSID_EKV and SESSID_EUNSUPPORTED
+ * the run, not NUL-terminated; empty for a forget run), or the status it failed with: SESSID_EKV and SESSID_EUNSUPPORTED
  * (from a KV operation), SESSID_EMISSING, SESSID_EVALUE, SESSID_ERANDOM, SESSID_ENOMEM (storing
  * the local copy), or SESSID_ESTATE while the run is not over. */
 int sessid_proto_result(const sessid_proto *run, const char **text, size_t *text_len);
@@ -114,7 +126,8 @@ int sessid_proto_created(const sessid_proto *run);
 
 /* The synchronous driver for a native backend (kv.h): performs each operation through kv until the
  * run is over and returns what sessid_proto_result would. SESSID_EINVAL when kv is not a version 1
- * or later backend with get, set_nx and expire. */
+ * or later backend with get, set_nx and expire. A DELETE on a backend without del (version 2)
+ * fails the run with SESSID_EUNSUPPORTED. */
 int sessid_proto_run(sessid_proto *run, const sessid_kv *kv);
 
 #endif

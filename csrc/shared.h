@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 /* Bumped whenever the file's layout changes; an opener refuses any other. */
-#define SESSID_SHARED_LAYOUT 1
+#define SESSID_SHARED_LAYOUT 2
 
 /* Bytes of the header kept for the table's own state. */
 #define SESSID_SHARED_STATE_SIZE 8192

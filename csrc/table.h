@@ -53,6 +53,7 @@ enum sessid_stat {
     SESSID_STAT_EXPIRED,    /* entries that outlived their TTL and were reclaimed or replaced */
     SESSID_STAT_EVICTED,    /* entries pushed out by max_entries */
     SESSID_STAT_KV_ERRORS,  /* KV failures, counted by the caller through sessid_table_count */
+    SESSID_STAT_KV_SKIPPED, /* lookups answered without the KV while it was failing, likewise */
     SESSID_STAT_COUNT
 };
 

@@ -447,9 +447,9 @@ def test_other_settings_than_the_creator_are_refused(tables):
 def test_another_layout_version_is_refused(tables):
     path = tables.path("layout")
     make_table(path)
-    overwrite(path, struct.pack("<I", 2), LAYOUT_OFFSET)
-    open_fails(path, "has layout 2", "reads layout 1", "sessid.remove_shared")
-    with pytest.raises(sessid.Error, match="has layout 2"):
+    overwrite(path, struct.pack("<I", 1), LAYOUT_OFFSET)
+    open_fails(path, "has layout 1", "reads layout 2", "sessid.remove_shared")
+    with pytest.raises(sessid.Error, match="has layout 1"):
         sessid._sessid._shared_settings(path)
     assert sessid.remove_shared(path) is True
 

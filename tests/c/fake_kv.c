@@ -112,6 +112,18 @@ static int kv_expire(void *ctx, const char *key, size_t key_len, uint64_t ttl)
     return 0;
 }
 
+static int kv_del(void *ctx, const char *key, size_t key_len)
+{
+    fake_kv *kv = ctx;
+    int rc = enter(kv, SESSID_OP_DELETE, 0);
+    if (rc != 0)
+        return rc;
+    fake_kv_item *item = find(kv, key, key_len);
+    if (item != NULL)
+        memset(item, 0, sizeof *item);
+    return 0;
+}
+
 static const sessid_kv_methods fake_methods = {
     .version = SESSID_KV_VERSION,
     .get = kv_get,
@@ -119,6 +131,7 @@ static const sessid_kv_methods fake_methods = {
     .expire = kv_expire,
     .getex = kv_getex,
     .set_nx_get = kv_set_nx_get,
+    .del = kv_del,
 };
 
 sessid_kv fake_kv_backend(fake_kv *kv)
@@ -140,7 +153,7 @@ const fake_kv_item *fake_kv_find(const fake_kv *kv, const char *key)
 int fake_kv_total_calls(const fake_kv *kv)
 {
     int total = 0;
-    for (int i = 0; i <= SESSID_OP_EXPIRE; i++)
+    for (int i = 0; i <= SESSID_OP_DELETE; i++)
         total += kv->calls[i];
     return total;
 }

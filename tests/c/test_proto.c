@@ -325,6 +325,70 @@ static void only_uuids_are_kept_locally(void)
     rig_free(&r);
 }
 
+/* One forget run at time now through backend. */
+static int rig_forget(struct rig *r, double now, const sessid_kv *backend)
+{
+    sessid_proto run;
+    CHECK_STATUS(sessid_proto_begin_forget(&run, &r->config, r->digest, KEY, strlen(KEY), now),
+                 SESSID_OK);
+    CHECK(sessid_proto_next(&run) != NULL && sessid_proto_next(&run)->kind == SESSID_OP_DELETE);
+    int rc = sessid_proto_run(&run, backend);
+    const char *text = NULL;
+    size_t len = 99;
+    CHECK_STATUS(sessid_proto_result(&run, &text, &len), rc);
+    if (rc == SESSID_OK)
+        CHECK(len == 0);
+    return rc;
+}
+
+static void forget_deletes_here_and_in_the_kv(void)
+{
+    struct rig r;
+    rig_init(&r, 1, 1);
+    r.config.keep_local = 1;
+    r.config.refresh_after = 10;
+    char first[SESSID_VALUE_MAX + 1], second[SESSID_VALUE_MAX + 1];
+    CHECK_STATUS(rig_run(&r, 0, first), SESSID_OK);
+    CHECK(sessid_table_live(r.table, 0) == 1);
+    CHECK_STATUS(rig_forget(&r, 1, &r.backend), SESSID_OK);
+    CHECK(r.kv.calls[SESSID_OP_DELETE] == 1 && fake_kv_find(&r.kv, KEY) == NULL);
+    CHECK(sessid_table_live(r.table, 1) == 0);
+    CHECK_STATUS(rig_run(&r, 2, second), SESSID_OK);   /* near cache and KV are empty: a new id */
+    CHECK(is_uuid_text(second) && strcmp(first, second) != 0);
+    CHECK_STATUS(rig_forget(&r, 3, &r.backend), SESSID_OK);   /* and again: nothing is there */
+    CHECK_STATUS(rig_forget(&r, 4, &r.backend), SESSID_OK);
+    rig_free(&r);
+}
+
+static void a_failed_forget_fails_the_run(void)
+{
+    struct rig r;
+    rig_init(&r, 1, 1);
+    r.config.keep_local = 1;
+    char first[SESSID_VALUE_MAX + 1];
+    CHECK_STATUS(rig_run(&r, 0, first), SESSID_OK);
+    r.kv.fail[SESSID_OP_DELETE] = SESSID_EKV;
+    CHECK_STATUS(rig_forget(&r, 1, &r.backend), SESSID_EKV);
+    CHECK(fake_kv_find(&r.kv, KEY) != NULL);            /* the KV still holds it ... */
+    CHECK(sessid_table_live(r.table, 1) == 0);          /* ... the local copy is gone already */
+    rig_free(&r);
+}
+
+static void a_version_1_backend_cannot_forget(void)
+{
+    struct rig r;
+    rig_init(&r, 1, 1);
+    sessid_kv_methods old = *r.backend.methods;
+    old.version = 1;
+    sessid_kv backend = {&old, &r.kv};
+    CHECK_STATUS(rig_forget(&r, 0, &backend), SESSID_EUNSUPPORTED);
+    old.version = 2;
+    old.del = NULL;
+    CHECK_STATUS(rig_forget(&r, 0, &backend), SESSID_EUNSUPPORTED);
+    CHECK(r.kv.calls[SESSID_OP_DELETE] == 0);
+    rig_free(&r);
+}
+
 void test_proto(void)
 {
     RUN(one_round_trip_per_hit_two_per_miss);
@@ -342,4 +406,7 @@ void test_proto(void)
     RUN(bad_configuration_is_rejected);
     RUN(near_cache_skips_the_kv_while_fresh);
     RUN(only_uuids_are_kept_locally);
+    RUN(forget_deletes_here_and_in_the_kv);
+    RUN(a_failed_forget_fails_the_run);
+    RUN(a_version_1_backend_cannot_forget);
 }
