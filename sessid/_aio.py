@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-async def drive(call: Any) -> str:
+async def drive(call: Any) -> Any:
     pending = call.start()
     while pending is not None:
         try:
@@ -14,5 +14,5 @@ async def drive(call: Any) -> str:
             pending = call.throw(exc)
         else:
             pending = call.send(reply)
-    result: str = call.result()
+    result = call.result()
     return result

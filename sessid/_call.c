@@ -1,4 +1,4 @@
-/* One aget in progress. sessid._aio.drive steps it:
+/* One aget (or aforget) in progress. sessid._aio.drive steps it:
  *
  *     pending = call.start()
  *     while pending is not None:
@@ -51,16 +51,16 @@ PyObject *sessidpy_call_done(sessidpy_state *state, PyObject *value)
     return (PyObject *)call;
 }
 
-PyObject *sessidpy_call_new(sessidpy_state *state, PyObject *owner, const sessidpy_kvconf *conf,
+PyObject *sessidpy_call_new(sessidpy_state *state, PyObject *owner, sessidpy_kvconf *conf,
                             PyObject *kv, const uint8_t digest[SESSID_DIGEST_LEN], double now,
-                            int required)
+                            sessidpy_kvrun_kind kind)
 {
     CallObject *call = new_call(state);
     if (call == NULL)
         return NULL;
     call->owner = Py_NewRef(owner);
     call->has_run = 1;
-    if (sessidpy_kvrun_begin(&call->run, conf, kv, digest, now, required) < 0) {
+    if (sessidpy_kvrun_begin(&call->run, conf, kv, digest, now, kind) < 0) {
         Py_DECREF(call);
         return NULL;
     }
@@ -182,7 +182,7 @@ static PyMethodDef call_methods[] = {
     {"start", (PyCFunction)call_start, METH_NOARGS, "The first awaitable, or None when done."},
     {"send", (PyCFunction)call_send, METH_O, "Hands in an awaited reply; the next awaitable or None."},
     {"throw", (PyCFunction)call_throw, METH_O, "Hands in an awaited failure; the next awaitable or None."},
-    {"result", (PyCFunction)call_result, METH_NOARGS, "The session id, or the error, once done."},
+    {"result", (PyCFunction)call_result, METH_NOARGS, "The session id (None for a forget), or the error, once done."},
     {NULL, NULL, 0, NULL},
 };
 

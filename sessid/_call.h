@@ -11,10 +11,10 @@ extern PyType_Spec sessidpy_call_spec;
  * set (taken, to be raised when the Call is awaited). */
 PyObject *sessidpy_call_done(sessidpy_state *state, PyObject *value);
 
-/* A Call for the KV lookup of digest (see sessidpy_kvrun_begin). owner is the object that holds
- * conf (the store); the Call keeps it alive. */
-PyObject *sessidpy_call_new(sessidpy_state *state, PyObject *owner, const sessidpy_kvconf *conf,
+/* A Call for the KV lookup (or forget) of digest (see sessidpy_kvrun_begin). owner is the object
+ * that holds conf (the store); the Call keeps it alive. */
+PyObject *sessidpy_call_new(sessidpy_state *state, PyObject *owner, sessidpy_kvconf *conf,
                             PyObject *kv, const uint8_t digest[SESSID_DIGEST_LEN], double now,
-                            int required);
+                            sessidpy_kvrun_kind kind);
 
 #endif

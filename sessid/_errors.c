@@ -87,6 +87,34 @@ PyObject *sessidpy_raise_kv_failure(sessidpy_state *state, sessidpy_kv_failure *
                          Py_XNewRef(failure->error));
 }
 
+static PyObject *load_log_hidden(sessidpy_state *state)
+{
+    if (state->log_hidden == NULL) {
+        PyObject *log = PyImport_ImportModule("sessid._log");
+        if (log == NULL)
+            return NULL;
+        state->log_hidden = PyObject_GetAttrString(log, "hidden_kv_failure");
+        Py_DECREF(log);
+    }
+    return state->log_hidden;
+}
+
+int sessidpy_log_hidden_kv_failure(sessidpy_state *state, sessidpy_kv_failure *failure,
+                                   PyObject *kv_key, int status, const char *answer,
+                                   double backoff)
+{
+    assert(!failure->fatal);
+    PyObject *log = load_log_hidden(state);
+    if (log == NULL)
+        return -1;
+    sessidpy_raise_kv_failure(state, failure, kv_key, status);
+    PyObject *error = sessidpy_take_exception();
+    PyObject *logged = PyObject_CallFunction(log, "Osd", error, answer, backoff);
+    Py_DECREF(error);
+    Py_XDECREF(logged);
+    return logged != NULL ? 0 : -1;
+}
+
 static PyObject *shared_problem_message(const char *path, const sessid_shared_problem *p,
                                         double ttl, uint64_t max_entries)
 {

@@ -23,6 +23,14 @@ PyObject *sessidpy_raise_status(sessidpy_state *state, int status);
 PyObject *sessidpy_raise_kv_failure(sessidpy_state *state, sessidpy_kv_failure *failure,
                                     PyObject *kv_key, int status);
 
+/* Logs, on the sessid logger at WARNING, a KV failure (as for sessidpy_raise_kv_failure) that a
+ * best-effort lookup answered without the KV: the KVError it would have raised, chained to the KV's
+ * exception, what it answered instead (answer) and the store's kv_backoff. Returns 0, or -1 when
+ * logging itself failed. */
+int sessidpy_log_hidden_kv_failure(sessidpy_state *state, sessidpy_kv_failure *failure,
+                                   PyObject *kv_key, int status, const char *answer,
+                                   double backoff);
+
 /* Raises sessid.Error for a shared table's file that cannot be used: the file's path and what is
  * wrong with it (for a failed system call, chained to the OSError). ttl and max_entries are what
  * the caller asked for. Returns NULL. */

@@ -178,6 +178,25 @@ static int parse_on_kv_error(PyObject *obj, sessidpy_options *o)
     return 0;
 }
 
+static int parse_kv_backoff(PyObject *obj, sessidpy_options *o)
+{
+    if (obj == NULL)
+        return 0;
+    if (!o->kv_mode) {
+        PyErr_SetString(PyExc_ValueError, "kv_backoff needs a kv");
+        return -1;
+    }
+    if (seconds_arg(obj, "kv_backoff", &o->kv_backoff) < 0)
+        return -1;
+    if (!(o->kv_backoff >= 0 && o->kv_backoff <= SESSIDPY_TTL_MAX)) {
+        PyErr_Format(PyExc_ValueError,
+                     "kv_backoff must be from 0 (off) to " SESSIDPY_TTL_MAX_TEXT " seconds, got %R",
+                     obj);
+        return -1;
+    }
+    return 0;
+}
+
 char *sessidpy_shared_path(PyObject *shared, PyObject **text)
 {
     if (text != NULL)
@@ -247,14 +266,17 @@ int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwar
                            sessidpy_options *o)
 {
     static char *kwlist[] = {"kv", "ttl", "prefix", "max_entries", "clock", "refresh_after",
-                             "on_kv_error", "shared", NULL};
+                             "on_kv_error", "kv_backoff", "shared", NULL};
     PyObject *kv = Py_None, *ttl = NULL, *prefix = NULL, *max_entries = Py_None;
-    PyObject *clock = Py_None, *refresh_after = Py_None, *on_kv_error = NULL, *shared = Py_None;
+    PyObject *clock = Py_None, *refresh_after = Py_None, *on_kv_error = NULL, *kv_backoff = NULL;
+    PyObject *shared = Py_None;
     memset(o, 0, sizeof *o);
     o->ttl = 3600.0;
     o->on_kv_error = SESSIDPY_ON_KV_ERROR_RANDOM;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOOOOOO:Store", kwlist, &kv, &ttl, &prefix,
-                                     &max_entries, &clock, &refresh_after, &on_kv_error, &shared))
+    o->kv_backoff = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOOOOOOO:Store", kwlist, &kv, &ttl, &prefix,
+                                     &max_entries, &clock, &refresh_after, &on_kv_error,
+                                     &kv_backoff, &shared))
         return -1;
     if ((ttl != NULL && parse_ttl(ttl, &o->ttl) < 0)
         || parse_max_entries(max_entries, &o->max_entries) < 0
@@ -262,6 +284,7 @@ int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwar
         || parse_prefix(prefix, o) < 0
         || parse_refresh_after(refresh_after, o) < 0
         || parse_on_kv_error(on_kv_error, o) < 0
+        || parse_kv_backoff(kv_backoff, o) < 0
         || parse_clock(clock, o) < 0
         || parse_shared(shared, o) < 0)
         return -1;

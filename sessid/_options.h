@@ -20,6 +20,7 @@ typedef struct sessidpy_options {
     uint64_t max_entries;       /* 0: None */
     double refresh_after;       /* 0: None */
     sessidpy_on_kv_error on_kv_error;
+    double kv_backoff;          /* 0: off */
     PyObject *shared;           /* strong: the shared= argument as given (a str), or NULL */
     char *shared_path;          /* PyMem: its file, or NULL for a private table */
     int kv_mode;                /* a kv was given */
@@ -30,7 +31,8 @@ typedef struct sessidpy_options {
 #define SESSIDPY_SHARED_DEFAULT_ENTRIES 100000
 
 /* Checks the arguments of Store(kv=None, *, ttl=3600.0, prefix="sessid:", max_entries=None,
- * clock=None, refresh_after=None, on_kv_error="random", shared=None) into *options. Each bad argument raises
+ * clock=None, refresh_after=None, on_kv_error="random", kv_backoff=1.0, shared=None) into
+ * *options. Each bad argument raises
  * TypeError or ValueError naming it and what was given. Clear options with sessidpy_options_clear
  * afterwards, whether this succeeded or not. */
 int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwargs,

@@ -9,8 +9,8 @@ __all__ = ["AsyncKV", "KV"]
 
 
 class KV(Protocol):
-    """The subset of the redis-py client API that ``Store.get`` and ``get_required`` use, as they
-    call it: ``redis.Redis``, ``redis.cluster.RedisCluster``, ``valkey.Valkey``,
+    """The subset of the redis-py client API that ``Store.get``, ``get_required`` and ``forget`` use,
+    as they call it: ``redis.Redis``, ``redis.cluster.RedisCluster``, ``valkey.Valkey``,
     ``fakeredis.FakeRedis`` and ``sessid.testing.FakeKV`` have it.
 
     ``getex(name, ex=seconds)`` is left out: a Store calls it where the client has it and does
@@ -28,9 +28,12 @@ class KV(Protocol):
 
     def expire(self, name: str, time: int, /) -> object: ...
 
+    # Only Store.forget calls it; a client without it works for everything else.
+    def delete(self, name: str, /) -> object: ...
+
 
 class AsyncKV(Protocol):
-    """KV with awaitable replies, for ``Store.aget`` and ``aget_required``: ``redis.asyncio.Redis``,
+    """KV with awaitable replies, for ``Store.aget``, ``aget_required`` and ``aforget``: ``redis.asyncio.Redis``,
     ``redis.asyncio.cluster.RedisCluster``, ``valkey.asyncio.Valkey``, ``fakeredis.FakeAsyncRedis``
     and ``sessid.testing.AsyncFakeKV``. ``getex`` is optional here too, and it is not
     ``runtime_checkable`` either.
@@ -43,3 +46,5 @@ class AsyncKV(Protocol):
     ) -> Awaitable[object]: ...
 
     def expire(self, name: str, time: int, /) -> Awaitable[object]: ...
+
+    def delete(self, name: str, /) -> Awaitable[object]: ...

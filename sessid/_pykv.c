@@ -1,6 +1,7 @@
 /* The KV backend over a Python object: each operation a vectorcall of the client's method with
- * interned names, each reply read in place (bytes or ASCII str, no copy), each failure classified:
- * a KV that lacks an optional command, a failure of the call, or a reply of the wrong kind. */
+ * interned names, each reply read in place (bytes or ASCII str, no copy), each failure classified
+ * by its kind: a KV that does not offer an optional command, a failure of the call, or a reply of
+ * the wrong kind. */
 #include "_pykv.h"
 
 static const char *method_of(sessid_op_kind kind)
@@ -15,6 +16,8 @@ static const char *method_of(sessid_op_kind kind)
         return "set";
     case SESSID_OP_EXPIRE:
         return "expire";
+    case SESSID_OP_DELETE:
+        return "delete";
     }
     return "?";
 }
@@ -77,7 +80,8 @@ PyObject *sessidpy_pykv_call(sessidpy_pykv *b, const sessid_op *op, int *status)
 {
     sessidpy_state *st = b->state;
     b->failure.method = method_of(op->kind);
-    PyObject *ttl = op->kind == SESSID_OP_GET ? Py_None : ttl_object(b, op->ttl);
+    int timed = op->kind != SESSID_OP_GET && op->kind != SESSID_OP_DELETE;
+    PyObject *ttl = timed ? ttl_object(b, op->ttl) : Py_None;
     PyObject *value = NULL;
     if (ttl != NULL && op->value != NULL)
         value = PyUnicode_FromStringAndSize(op->value, (Py_ssize_t)op->value_len);
@@ -113,6 +117,11 @@ PyObject *sessidpy_pykv_call(sessidpy_pykv *b, const sessid_op *op, int *status)
         result = PyObject_VectorcallMethod(st->str_expire, args, 3 | offset, NULL);
         break;
     }
+    case SESSID_OP_DELETE: {
+        PyObject *args[] = {b->kv, b->name};
+        result = PyObject_VectorcallMethod(st->str_delete, args, 2 | offset, NULL);
+        break;
+    }
     }
     Py_XDECREF(value);
     if (result == NULL) {
@@ -130,7 +139,7 @@ int sessidpy_pykv_read(sessidpy_pykv *b, const sessid_op *op, PyObject *result, 
     out->found = 0;
     if (sessidpy_is_awaitable(result))
         return refuse_awaitable(b, result);
-    if (op->kind == SESSID_OP_SET_NX || op->kind == SESSID_OP_EXPIRE)
+    if (op->kind == SESSID_OP_SET_NX || op->kind == SESSID_OP_EXPIRE || op->kind == SESSID_OP_DELETE)
         return SESSID_OK;                   /* what these return does not matter */
     if (op->kind == SESSID_OP_SET_NX_GET && PyBool_Check(result))
         return SESSID_ENOREPLY;             /* a client that ignored get=True */
@@ -152,63 +161,71 @@ int sessidpy_pykv_read(sessidpy_pykv *b, const sessid_op *op, PyObject *result, 
     return SESSID_OK;
 }
 
-/* Whether some class in exc's MRO is named name (duck-typing redis.exceptions.ResponseError
- * without importing redis). */
-static int has_class_named(PyObject *exc, const char *name)
+/* Whether some class in exc's MRO is named one of names (duck-typing redis-py's exception classes,
+ * and those of clients modelled on it, without importing any of them). */
+static int has_class_named(PyObject *exc, const char *const *names)
 {
     PyObject *mro = Py_TYPE(exc)->tp_mro;
     for (Py_ssize_t i = 0; mro != NULL && i < PyTuple_GET_SIZE(mro); i++) {
         const char *tp_name = ((PyTypeObject *)PyTuple_GET_ITEM(mro, i))->tp_name;
         const char *dot = strrchr(tp_name, '.');
-        if (strcmp(dot != NULL ? dot + 1 : tp_name, name) == 0)
-            return 1;
+        for (const char *const *name = names; *name != NULL; name++)
+            if (strcmp(dot != NULL ? dot + 1 : tp_name, *name) == 0)
+                return 1;
     }
     return 0;
 }
 
-static int message_mentions(PyObject *exc, const char *const *phrases)
+/* Whether exc's text starts with one of codes as a word (an error reply's code, such as "BUSY"), or,
+ * with anywhere set, holds one of them anywhere. */
+static int text_has(PyObject *exc, const char *const *codes, int anywhere)
 {
     PyObject *text = PyObject_Str(exc);
-    PyObject *lower = text != NULL ? PyObject_CallMethod(text, "lower", NULL) : NULL;
-    Py_XDECREF(text);
-    if (lower == NULL) {
+    const char *utf8 = text != NULL ? PyUnicode_AsUTF8(text) : NULL;
+    if (utf8 == NULL) {
         /* The KV's exception cannot be read as text; it is raised as it is, so nothing is lost. */
         PyErr_Clear();
+        Py_XDECREF(text);
         return 0;
     }
     int found = 0;
-    for (const char *const *p = phrases; *p != NULL && !found; p++) {
-        PyObject *phrase = PyUnicode_FromString(*p);
-        found = phrase != NULL ? PySequence_Contains(lower, phrase) : -1;
-        Py_XDECREF(phrase);
-        if (found < 0) {
-            PyErr_Clear();
-            found = 0;
-        }
+    for (const char *const *code = codes; *code != NULL && !found; code++) {
+        size_t len = strlen(*code);
+        found = anywhere ? strstr(utf8, *code) != NULL
+                         : strncmp(utf8, *code, len) == 0 && (utf8[len] == ' ' || utf8[len] == '\0');
     }
-    Py_DECREF(lower);
+    Py_DECREF(text);
     return found;
 }
 
-/* Whether exc, raised by an optional operation, says that the client or server lacks it: a client
- * without the method or keyword, or a server that does not know the command or its GET option. */
-static int says_unsupported(PyObject *exc)
+/* Whether exc, raised by an optional operation (GETEX, SET ... GET), says that the KV does not
+ * offer it: a client without the method or its keyword, or any error reply from the server (an
+ * unknown command, a refusal by an ACL or by a proxy in front of it, a syntax error), whatever its
+ * words. A connection error, a transient state of the server (its code, or the class redis-py
+ * gives it), a cluster's redirection or a reply about the key's data is a failure of that call. */
+static int not_offered(PyObject *exc)
 {
-    static const char *const server_phrases[] = {"unknown command", "syntax error",
-                                                 "wrong number of arguments", NULL};
-    static const char *const client_phrases[] = {"unexpected keyword argument", NULL};
+    static const char *const call_failures[] = {
+        "ReadOnlyError", "OutOfMemoryError", "TryAgainError", "ClusterDownError", "MasterDownError",
+        "MovedError", "AskError", "ClusterCrossSlotError", "BusyLoadingError", NULL};
+    static const char *const call_failure_codes[] = {
+        "LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "OOM", "NOREPLICAS",
+        "MISCONF", "MOVED", "ASK", "CROSSSLOT", "WRONGTYPE", "NOAUTH", NULL};
+    static const char *const missing_keyword[] = {"unexpected keyword argument", NULL};
+    static const char *const error_reply[] = {"ResponseError", NULL};
     if (PyErr_GivenExceptionMatches(exc, PyExc_AttributeError))
         return 1;
     if (PyErr_GivenExceptionMatches(exc, PyExc_TypeError))
-        return message_mentions(exc, client_phrases);
-    return has_class_named(exc, "ResponseError") && message_mentions(exc, server_phrases);
+        return text_has(exc, missing_keyword, 1);
+    return has_class_named(exc, error_reply) && !has_class_named(exc, call_failures)
+           && !text_has(exc, call_failure_codes, 0);
 }
 
 int sessidpy_pykv_fail(sessidpy_pykv *b, const sessid_op *op, PyObject *exc)
 {
     b->failure.method = method_of(op->kind);
     int optional = op->kind == SESSID_OP_GETEX || op->kind == SESSID_OP_SET_NX_GET;
-    if (optional && PyErr_GivenExceptionMatches(exc, PyExc_Exception) && says_unsupported(exc))
+    if (optional && PyErr_GivenExceptionMatches(exc, PyExc_Exception) && not_offered(exc))
         return SESSID_EUNSUPPORTED;
     return keep_error(b, Py_NewRef(exc));
 }

@@ -210,7 +210,7 @@ static int module_exec(PyObject *module)
         return -1;
     if (intern(&st->str_get, "get") < 0 || intern(&st->str_set, "set") < 0
         || intern(&st->str_expire, "expire") < 0 || intern(&st->str_getex, "getex") < 0
-        || intern(&st->str_close, "close") < 0)
+        || intern(&st->str_delete, "delete") < 0 || intern(&st->str_close, "close") < 0)
         return -1;
     st->kwnames_ex = names_tuple(1, "ex", NULL, NULL);
     st->kwnames_set = names_tuple(2, "nx", "ex", NULL);
@@ -234,6 +234,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->kv_error);
     Py_VISIT(st->default_store);
     Py_VISIT(st->drive);
+    Py_VISIT(st->log_hidden);
     return 0;
 }
 
@@ -242,6 +243,7 @@ static int module_clear(PyObject *module)
     sessidpy_state *st = module_state(module);
     Py_CLEAR(st->default_store);
     Py_CLEAR(st->drive);
+    Py_CLEAR(st->log_hidden);
     Py_CLEAR(st->store_type);
     Py_CLEAR(st->call_type);
     Py_CLEAR(st->error);
@@ -250,6 +252,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->str_set);
     Py_CLEAR(st->str_expire);
     Py_CLEAR(st->str_getex);
+    Py_CLEAR(st->str_delete);
     Py_CLEAR(st->str_close);
     Py_CLEAR(st->kwnames_ex);
     Py_CLEAR(st->kwnames_set);

@@ -32,7 +32,8 @@ typedef struct sessidpy_state {
     PyObject *kv_error;         /* sessid.KVError */
     PyObject *default_store;    /* made on first use */
     PyObject *drive;            /* sessid._aio.drive, loaded on the first aget */
-    PyObject *str_get, *str_set, *str_expire, *str_getex, *str_close;
+    PyObject *log_hidden;       /* sessid._log.hidden_kv_failure, loaded on the first one */
+    PyObject *str_get, *str_set, *str_expire, *str_getex, *str_delete, *str_close;
     PyObject *kwnames_ex;       /* ("ex",) */
     PyObject *kwnames_set;      /* ("nx", "ex") */
     PyObject *kwnames_set_get;  /* ("nx", "ex", "get") */

@@ -43,48 +43,69 @@ static PyObject *kv_of(StoreObject *self)
     return self->options.kv;
 }
 
-PyObject *sessidpy_store_get(PyObject *store, PyObject *api_key, int required)
+/* What a call answers without the KV: for an empty key, a fresh id (forget: nothing to drop); in
+ * local mode, the table's id (forget: drop it). NULL with *done unset when the KV must be asked. */
+static PyObject *answer_here(StoreObject *self, const uint8_t digest[SESSID_DIGEST_LEN], int empty,
+                             double now, sessidpy_kvrun_kind kind, int *done)
 {
-    StoreObject *self = (StoreObject *)store;
-    uint8_t digest[SESSID_DIGEST_LEN];
-    int empty;
-    double now;
-    if (prepare(self, api_key, digest, &empty, &now) < 0)
-        return NULL;
+    *done = 1;
+    if (kind == SESSIDPY_FORGET && (empty || !self->options.kv_mode)) {
+        int rc = empty ? SESSID_OK : sessid_table_remove(self->table, digest, now);
+        return rc == SESSID_OK ? Py_NewRef(Py_None) : sessidpy_raise_status(self->state, rc);
+    }
     if (empty)
         return sessidpy_fresh_id(self->state);
     if (!self->options.kv_mode)
         return sessidpy_local_id(self->state, self->table, digest, now);
+    *done = 0;
+    return NULL;
+}
+
+static PyObject *run(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind kind)
+{
+    uint8_t digest[SESSID_DIGEST_LEN];
+    int empty, done;
+    double now;
+    if (prepare(self, api_key, digest, &empty, &now) < 0)
+        return NULL;
+    PyObject *answer = answer_here(self, digest, empty, now, kind, &done);
+    if (done)
+        return answer;
     PyObject *kv = kv_of(self);
     if (kv == NULL)
         return NULL;
     sessidpy_kvrun run;
-    PyObject *id = NULL;
-    if (sessidpy_kvrun_begin(&run, &self->kv, kv, digest, now, required) == 0) {
+    PyObject *result = NULL;
+    if (sessidpy_kvrun_begin(&run, &self->kv, kv, digest, now, kind) == 0) {
         sessidpy_kvrun_advance(&run, 0);
-        id = sessidpy_kvrun_finish(&run);
+        result = sessidpy_kvrun_finish(&run);
     }
     sessidpy_kvrun_clear(&run);
-    return id;
+    return result;
 }
 
-/* The Call for an aget: finished at once unless the KV must be asked. Errors found here are raised
- * when the Call is awaited, as with any coroutine function. */
-static PyObject *make_call(StoreObject *self, PyObject *api_key, int required)
+static sessidpy_kvrun_kind lookup_kind(int required)
+{
+    return required ? SESSIDPY_REQUIRED : SESSIDPY_BEST_EFFORT;
+}
+
+PyObject *sessidpy_store_get(PyObject *store, PyObject *api_key, int required)
+{
+    return run((StoreObject *)store, api_key, lookup_kind(required));
+}
+
+/* The Call for an aget or aforget: finished at once unless the KV must be asked. Errors found here
+ * are raised when the Call is awaited, as with any coroutine function. */
+static PyObject *make_call(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind kind)
 {
     uint8_t digest[SESSID_DIGEST_LEN];
-    int empty;
+    int empty, done = 1;
     double now;
     PyObject *value = NULL, *kv;
-    if (prepare(self, api_key, digest, &empty, &now) < 0)
-        value = NULL;
-    else if (empty)
-        value = sessidpy_fresh_id(self->state);
-    else if (!self->options.kv_mode)
-        value = sessidpy_local_id(self->state, self->table, digest, now);
-    else if ((kv = kv_of(self)) != NULL)
-        return sessidpy_call_new(self->state, (PyObject *)self, &self->kv, kv, digest, now,
-                                 required);
+    if (prepare(self, api_key, digest, &empty, &now) == 0)
+        value = answer_here(self, digest, empty, now, kind, &done);
+    if (!done && (kv = kv_of(self)) != NULL)
+        return sessidpy_call_new(self->state, (PyObject *)self, &self->kv, kv, digest, now, kind);
     return sessidpy_call_done(self->state, value);
 }
 
@@ -100,18 +121,22 @@ static PyObject *load_drive(sessidpy_state *state)
     return state->drive;
 }
 
-PyObject *sessidpy_store_aget(PyObject *store, PyObject *api_key, int required)
+static PyObject *run_async(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind kind)
 {
-    StoreObject *self = (StoreObject *)store;
     PyObject *drive = load_drive(self->state);
     if (drive == NULL)
         return NULL;
-    PyObject *call = make_call(self, api_key, required);
+    PyObject *call = make_call(self, api_key, kind);
     if (call == NULL)
         return NULL;
     PyObject *coroutine = PyObject_CallOneArg(drive, call);
     Py_DECREF(call);
     return coroutine;
+}
+
+PyObject *sessidpy_store_aget(PyObject *store, PyObject *api_key, int required)
+{
+    return run_async((StoreObject *)store, api_key, lookup_kind(required));
 }
 
 /* ---- methods ---- */
@@ -134,6 +159,16 @@ static PyObject *store_aget(PyObject *self, PyObject *api_key)
 static PyObject *store_aget_required(PyObject *self, PyObject *api_key)
 {
     return sessidpy_store_aget(self, api_key, 1);
+}
+
+static PyObject *store_forget(PyObject *self, PyObject *api_key)
+{
+    return run((StoreObject *)self, api_key, SESSIDPY_FORGET);
+}
+
+static PyObject *store_aforget(PyObject *self, PyObject *api_key)
+{
+    return run_async((StoreObject *)self, api_key, SESSIDPY_FORGET);
 }
 
 static PyObject *store_key_for(StoreObject *self, PyObject *api_key)
@@ -170,6 +205,7 @@ static PyObject *store_stats(StoreObject *self, PyObject *unused)
         [SESSID_STAT_EXPIRED] = "expired",
         [SESSID_STAT_EVICTED] = "evicted",
         [SESSID_STAT_KV_ERRORS] = "kv_errors",
+        [SESSID_STAT_KV_SKIPPED] = "kv_skipped",
     };
     sessid_stats stats;
     sessid_table_stats(self->table, &stats);
@@ -270,6 +306,12 @@ static PyObject *store_get_refresh_after(StoreObject *self, void *closure)
     return PyFloat_FromDouble(self->options.refresh_after);
 }
 
+static PyObject *store_get_kv_backoff(StoreObject *self, void *closure)
+{
+    (void)closure;
+    return PyFloat_FromDouble(self->options.kv_backoff);
+}
+
 static PyObject *store_get_shared(StoreObject *self, void *closure)
 {
     (void)closure;
@@ -287,18 +329,21 @@ static PyObject *store_repr(StoreObject *self)
     PyObject *max_entries = store_get_max_entries(self, NULL);
     PyObject *refresh_after = store_get_refresh_after(self, NULL);
     PyObject *ttl = store_get_ttl(self, NULL);
+    PyObject *kv_backoff = store_get_kv_backoff(self, NULL);
     PyObject *repr = NULL;
-    if (max_entries != NULL && refresh_after != NULL && ttl != NULL) {
+    if (max_entries != NULL && refresh_after != NULL && ttl != NULL && kv_backoff != NULL) {
         PyObject *kv = self->options.kv != NULL ? self->options.kv : Py_None;
         PyObject *shared = self->options.shared != NULL ? self->options.shared : Py_None;
         repr = PyUnicode_FromFormat(
             "sessid.Store(kv=%R, ttl=%R, prefix=%R, max_entries=%R, refresh_after=%R, "
-            "on_kv_error='%s', shared=%R)", kv, ttl, self->options.prefix.text, max_entries,
-            refresh_after, sessidpy_on_kv_error_name(self->options.on_kv_error), shared);
+            "on_kv_error='%s', kv_backoff=%R, shared=%R)", kv, ttl, self->options.prefix.text,
+            max_entries, refresh_after, sessidpy_on_kv_error_name(self->options.on_kv_error),
+            kv_backoff, shared);
     }
     Py_XDECREF(max_entries);
     Py_XDECREF(refresh_after);
     Py_XDECREF(ttl);
+    Py_XDECREF(kv_backoff);
     return repr;
 }
 
@@ -310,6 +355,10 @@ static void init_kv_conf(StoreObject *self)
     sessidpy_kvconf *conf = &self->kv;
     conf->state = self->state;
     conf->prefix = &o->prefix;
+    conf->clock = &o->clock;
+    conf->backoff = o->kv_backoff;
+    conf->failing_since = NAN;
+    conf->logged_at = NAN;
     conf->fallback_local = o->on_kv_error == SESSIDPY_ON_KV_ERROR_LOCAL;
     atomic_init(&conf->caps.getex, o->kv_has_getex);
     atomic_init(&conf->caps.set_nx_get, 1);
@@ -400,6 +449,11 @@ static PyMethodDef store_methods[] = {
     {"aget_required", store_aget_required, METH_O,
      "aget_required($self, api_key, /)\n--\n\nget_required() for a KV whose methods are "
      "coroutines."},
+    {"forget", store_forget, METH_O,
+     "forget($self, api_key, /)\n--\n\nDrops api_key's id from the local table and deletes it in the KV "
+     "(kv.delete); the next get makes a new id. Raises KVError when the KV fails."},
+    {"aforget", store_aforget, METH_O,
+     "aforget($self, api_key, /)\n--\n\nforget() for a KV whose methods are coroutines."},
     {"key_for", (PyCFunction)store_key_for, METH_O,
      "key_for($self, api_key, /)\n--\n\nThe KV key of api_key: prefix + the 64 lowercase hex "
      "characters of its SHA-256."},
@@ -408,7 +462,7 @@ static PyMethodDef store_methods[] = {
     {"clear", (PyCFunction)store_clear, METH_NOARGS,
      "clear($self)\n--\n\nDrops every local entry."},
     {"stats", (PyCFunction)store_stats, METH_NOARGS,
-     "stats($self)\n--\n\nCounters: hits, misses, expired, evicted, kv_errors."},
+     "stats($self)\n--\n\nCounters: hits, misses, expired, evicted, kv_errors, kv_skipped."},
     {"_memory_dump", (PyCFunction)store_memory_dump, METH_NOARGS,
      "For tests: a copy of every byte of the local table's storage."},
     {"_check", (PyCFunction)store_check, METH_NOARGS,
@@ -427,6 +481,8 @@ static PyGetSetDef store_getset[] = {
     {"refresh_after", (getter)store_get_refresh_after, NULL,
      "Seconds a KV answer is reused locally, or None.", NULL},
     {"on_kv_error", (getter)store_get_on_kv_error, NULL, "'random' or 'local'.", NULL},
+    {"kv_backoff", (getter)store_get_kv_backoff, NULL,
+     "Seconds get() and aget() leave a failing KV alone; 0 for never.", NULL},
     {"shared", (getter)store_get_shared, NULL,
      "The shared table's name or path, or None for a table in this process.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -435,7 +491,7 @@ static PyGetSetDef store_getset[] = {
 static PyType_Slot store_slots[] = {
     {Py_tp_doc,
      "Store(kv=None, *, ttl=3600.0, prefix='sessid:', max_entries=None, clock=None, "
-     "refresh_after=None, on_kv_error='random', shared=None)\n--\n\n"
+     "refresh_after=None, on_kv_error='random', kv_backoff=1.0, shared=None)\n--\n\n"
      "Stable random session ids per API key, with a sliding TTL, kept in this process, in a table "
      "every process of the host shares (shared=), or in a shared KV with the redis-py client API."},
     {Py_tp_new, store_new},

@@ -31,7 +31,9 @@ __all__ = ["AsyncFakeKV", "FakeKV", "ManualClock", "ResponseError"]
 
 
 class ResponseError(Exception):
-    """An error reply of the server. sessid recognizes redis-py's by the class name, as this one."""
+    """An error reply of the server, whatever its words. sessid recognizes redis-py's by the class
+    name, as this one: to an optional command (GETEX, SET ... GET) it means "not offered here",
+    unless its text starts with the code of a transient state (``ResponseError("BUSY ...")``)."""
 
 
 class ManualClock:
@@ -103,10 +105,6 @@ class FakeKV:
             item = self._live(name)
             return -2 if item is None else item[1] - self.clock()
 
-    def delete(self, *names: str) -> int:
-        with self._lock:
-            return sum(self._data.pop(name, None) is not None for name in names)
-
     def keys(self) -> list[str]:
         with self._lock:
             return [name for name in list(self._data) if self._live(name) is not None]
@@ -161,6 +159,11 @@ class FakeKV:
                 return self._reply(item[0]) if item is not None else None
             return True
 
+    def delete(self, *names: str) -> int:
+        with self._lock:
+            self._enter("delete", *names)
+            return sum(self._data.pop(name, None) is not None for name in names)
+
     def expire(self, name: str, time: int) -> bool:
         with self._lock:
             self._enter("expire", name, time)
@@ -214,6 +217,10 @@ class AsyncFakeKV(FakeKV):
     async def expire(self, name: str, time: int) -> bool:  # type: ignore[override]
         await asyncio.sleep(0)
         return super().expire(name, time)
+
+    async def delete(self, *names: str) -> int:  # type: ignore[override]
+        await asyncio.sleep(0)
+        return super().delete(*names)
 
 
 def _to_bytes(value: bytes | str) -> bytes:

@@ -474,7 +474,7 @@ def test_an_awaited_reply_that_is_itself_awaitable_is_a_kv_error():
         async def getex(self, name, ex=None, **options):
             return super().getex(name, ex=ex, **options)      # a coroutine, not its value
 
-    store = sessid.Store(kv=Nested(clock=clock), clock=clock)
+    store = sessid.Store(kv=Nested(clock=clock), clock=clock, kv_backoff=0)
     with pytest.raises(sessid.KVError, match="kv.getex\\(\\) returned an awaitable"):
         asyncio.run(store.aget_required(KEY))
     assert is_uuid4(asyncio.run(store.aget(KEY)))
