@@ -147,7 +147,7 @@ PyObject *sessidpy_kvrun_finish(sessidpy_kvrun *r)
     double now;                         /* after the failure: a KV may take long to fail */
     if (sessidpy_clock_read(conf->clock, &now) < 0)
         return NULL;
-    if (rc == SESSID_EKV)
+    if (rc == SESSID_EKV && r->kind != SESSIDPY_FORGET)     /* a refused DEL is no outage */
         conf->failing_since = now;
     if (r->kind != SESSIDPY_BEST_EFFORT)
         return sessidpy_raise_kv_failure(conf->state, &r->backend.failure, r->backend.name, rc);

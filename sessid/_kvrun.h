@@ -70,8 +70,8 @@ int sessidpy_kvrun_running(const sessidpy_kvrun *run);
 
 /* The end of a finished run: the id as a str when it succeeded (None for a forget); otherwise the
  * KV's BaseException, or KVError unless the run is best-effort, or else the fallback id of the
- * store's on_kv_error policy. A KV failure is counted in the table's kv_errors and opens the
- * backoff window; one that a best-effort run hides is logged, at most once per window; a skipped
+ * store's on_kv_error policy. A KV failure is counted in the table's kv_errors; a lookup's opens
+ * the backoff window; one that a best-effort run hides is logged, at most once per window; a skipped
  * run is counted in kv_skipped; a run whose operations succeeded closes the window. */
 PyObject *sessidpy_kvrun_finish(sessidpy_kvrun *run);
 

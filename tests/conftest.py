@@ -33,6 +33,9 @@ class Drive:
             return asyncio.run(store.aget_required(api_key))
         return store.get_required(api_key)
 
+    def forget(self, store, api_key):
+        return asyncio.run(store.aforget(api_key)) if self.is_async else store.forget(api_key)
+
     def kv_class(self, sync_class, async_class):
         return async_class if self.coroutine_kv else sync_class
 

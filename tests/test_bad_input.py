@@ -68,7 +68,7 @@ def still_works(drive, store):
 
 @EVERY_DRIVE
 @pytest.mark.parametrize("key", WRONG_TYPES, ids=lambda k: type(k).__name__)
-@pytest.mark.parametrize("method", ["get", "get_required"])
+@pytest.mark.parametrize("method", ["get", "get_required", "forget"])
 def test_wrong_key_types_raise_type_error(drive, store, method, key):
     with pytest.raises(TypeError, match="api_key must be str or a bytes-like object"):
         getattr(drive, method)(store, key)
@@ -91,6 +91,8 @@ def test_lone_surrogates_raise_unicode_encode_error(drive, store, key):
         drive.get(store, key)
     with pytest.raises(UnicodeEncodeError):
         drive.get_required(store, key)
+    with pytest.raises(UnicodeEncodeError):
+        drive.forget(store, key)
     still_works(drive, store)
 
 
