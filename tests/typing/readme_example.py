@@ -74,6 +74,26 @@ async def aget_as_task(store: sessid.Store, api_key: str) -> str:
     return await task + await other
 
 
+def forget(store: sessid.Store, api_key: str) -> None:
+    store.forget(api_key)
+    result: None = store.forget(b"sk-bytes")
+    return result
+
+
+async def aforget(api_key: str) -> None:
+    store = sessid.Store(kv=redis.asyncio.Redis())
+    await store.aforget(api_key)
+
+
+def backoff_and_logging(api_key: str) -> str:
+    store = sessid.Store(kv=redis.Redis(), kv_backoff=datetime.timedelta(milliseconds=500))
+    off = sessid.Store(kv=redis.Redis(), kv_backoff=0)
+    logging.getLogger("sessid").setLevel(logging.ERROR)
+    skipped: int = store.stats()["kv_skipped"]
+    assert skipped >= 0 and off.kv_backoff == 0.0
+    return store.get(api_key)
+
+
 def near_cache(api_key: str) -> str:
     store = sessid.Store(kv=redis.Redis(), refresh_after=60)
     store = sessid.Store(kv=redis.Redis(), refresh_after=datetime.timedelta(seconds=60))
