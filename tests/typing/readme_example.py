@@ -76,8 +76,7 @@ async def aget_as_task(store: sessid.Store, api_key: str) -> str:
 
 def forget(store: sessid.Store, api_key: str) -> None:
     store.forget(api_key)
-    result: None = store.forget(b"sk-bytes")
-    return result
+    store.forget(memoryview(b"sk-bytes"))
 
 
 async def aforget(api_key: str) -> None:
