@@ -5,6 +5,7 @@ id that comes back must be a usable session id.
     python tests/fuzz/fuzz_api.py -max_total_time=60 tests/fuzz/corpus/api
 """
 
+import logging
 import sys
 
 import atheris
@@ -15,6 +16,10 @@ with atheris.instrument_imports():
 
 KEY_ERRORS = (TypeError, UnicodeEncodeError)
 SETTING_ERRORS = (TypeError, ValueError, OverflowError)
+
+# The log line of a hidden KV failure is formatted and handled, but not printed.
+logging.getLogger("sessid").addHandler(logging.NullHandler())
+logging.getLogger("sessid").propagate = False
 
 
 def usable(value):
@@ -36,8 +41,9 @@ class FuzzedKV(FakeKV):
         if choice == 5:
             raise ConnectionError("fuzzed")
         if choice == 6:
-            raise ResponseError(self.fdp.PickValueInList(["ERR syntax error", "ERR unknown command",
-                                                          "WRONGTYPE", "ERR wrong number of arguments"]))
+            raise ResponseError(self.fdp.PickValueInList(
+                ["ERR syntax error", "ERR unknown command", "WRONGTYPE", "NOPERM no permissions",
+                 "unsupported command 'getex'", "BUSY busy", "CLUSTERDOWN down", "", "LOADING"]))
         if choice == 7:
             return self.fdp.ConsumeBytes(self.fdp.ConsumeIntInRange(0, 200))
         if choice == 8:
@@ -55,6 +61,9 @@ class FuzzedKV(FakeKV):
 
     def expire(self, name, time):
         return self._reply(lambda: super(FuzzedKV, self).expire(name, time))
+
+    def delete(self, *names):
+        return self._reply(lambda: super(FuzzedKV, self).delete(*names))
 
 
 def fuzzed_key(fdp):
@@ -90,6 +99,8 @@ def fuzzed_store(fdp, clock):
             settings["refresh_after"] = fdp.PickValueInList([None, 0.5, 5, 60, 0, 1e12])
         if fdp.ConsumeBool():
             settings["on_kv_error"] = fdp.PickValueInList(["random", "local", "x"])
+        if fdp.ConsumeBool():
+            settings["kv_backoff"] = fdp.PickValueInList([0, 0.5, 1, 60, -1, float("nan"), "1"])
     try:
         return sessid.Store(kv=kv, clock=clock, **settings)
     except SETTING_ERRORS:
@@ -103,7 +114,7 @@ def TestOneInput(data):
     if store is None:
         return
     for _ in range(fdp.ConsumeIntInRange(1, 30)):
-        action = fdp.ConsumeIntInRange(0, 9)
+        action = fdp.ConsumeIntInRange(0, 10)
         clock.advance(fdp.PickValueInList([0, 0.5, 1, 30, 3600, -5]))
         key = fuzzed_key(fdp)
         try:
@@ -120,6 +131,11 @@ def TestOneInput(data):
                 assert store.purge() >= 0 and len(store) >= 0
             elif action == 8:
                 store.clear()
+            elif action == 9:
+                try:
+                    assert store.forget(key) is None
+                except sessid.KVError:
+                    pass
             else:
                 stats = store.stats()
                 assert all(v >= 0 for v in stats.values())
