@@ -110,13 +110,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     get = commands.add_parser("get", help="print the session id of KEY")
     key = commands.add_parser("key", help="print the KV key of KEY (no KV is asked)")
-    for command in (get, key):
+    forget = commands.add_parser("forget", help="start KEY's session over, in Redis or a shared table")
+    for command in (get, key, forget):
         command.add_argument("key", metavar="KEY", help="the API key, or - to read it from stdin")
         command.add_argument("--prefix", type=utf8_text, default="sessid:", help="KV key prefix (default sessid:)")
-    where = get.add_mutually_exclusive_group()
-    where.add_argument("--redis", metavar="URL", help="a Redis URL to use as the shared KV")
-    where.add_argument("--shared", type=shared_name, metavar="NAME",
-                       help="the host's shared table NAME (or an absolute path)")
+    for command in (get, forget):
+        where = command.add_mutually_exclusive_group(required=command is forget)
+        where.add_argument("--redis", metavar="URL", help="a Redis URL to use as the shared KV")
+        where.add_argument("--shared", type=shared_name, metavar="NAME",
+                           help="the host's shared table NAME (or an absolute path)")
     get.add_argument("--ttl", type=seconds, help="seconds (default 3600, or a shared table's own)")
     stats = commands.add_parser("stats", help="print the entries and counters of a shared table")
     remove = commands.add_parser("remove", help="remove a shared table")
@@ -125,7 +127,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                              help="the shared table's name (or an absolute path)")
     commands.add_parser("bench", add_help=False,
                         help="time sessid against plain Python equivalents (bench --help)")
-    return parser, {"get": get, "key": key, "stats": stats, "remove": remove}
+    return parser, {"get": get, "key": key, "forget": forget, "stats": stats, "remove": remove}
 
 
 def remove(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -167,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         print(store.key_for(key))
         return 0
     try:
-        print(store.get_required(key))
+        if args.command == "forget":
+            store.forget(key)
+            print(f"forgot {store.key_for(key)}")
+        else:
+            print(store.get_required(key))
     except sessid.KVError as exc:
         print(f"python -m sessid: error: {exc}", file=sys.stderr)
         return 1

@@ -52,6 +52,8 @@ def test_version():
         (("get", "sk", "--prefix", "\udcff"), None, "argument --prefix: not valid UTF-8"),
         (("key", "sk", "--redis", "redis://localhost"), None, "unrecognized arguments: --redis"),
         (("get", "sk", "--bogus"), None, "python -m sessid get: error: unrecognized arguments: --bogus"),
+        (("forget", "sk"), None, "one of the arguments --redis --shared is required"),
+        (("forget", "sk", "--ttl", "5", "--shared", "x"), None, "unrecognized arguments: --ttl 5"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, tuple) else None,
 )
@@ -61,6 +63,27 @@ def test_bad_arguments_are_usage_errors_without_a_traceback(args, stdin, message
     assert "Traceback" not in out.stderr
     assert message in out.stderr.splitlines()[-1]
     assert out.stdout == ""
+
+
+def test_forget_in_a_shared_table(tmp_path):
+    path = str(tmp_path / "cli-forget")
+    try:
+        first = sessid_cli("get", "sk-cli", "--shared", path)
+        assert first.returncode == 0, first.stderr
+        assert sessid_cli("get", "sk-cli", "--shared", path).stdout == first.stdout
+        out = sessid_cli("forget", "-", "--shared", path, stdin="sk-cli\n")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "forgot sessid:" + hashlib.sha256(b"sk-cli").hexdigest()
+        again = sessid_cli("get", "sk-cli", "--shared", path)
+        assert is_uuid4(again.stdout.strip()) and again.stdout != first.stdout
+    finally:
+        sessid.remove_shared(path)
+
+
+def test_forget_in_a_missing_shared_table_is_an_error(tmp_path):
+    out = sessid_cli("forget", "sk", "--shared", str(tmp_path / "absent"))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert not (tmp_path / "absent").exists()
 
 
 def test_a_kv_that_fails_is_one_line_and_exit_1():
