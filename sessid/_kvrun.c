@@ -109,8 +109,8 @@ static PyObject *fallback_id(sessidpy_kvrun *r)
     return sessidpy_fresh_id(conf->state);
 }
 
-/* Logs a failure that a best-effort lookup hides, unless one was logged within the window (a
- * second, when there is no backoff) before now. */
+/* Logs a failure that a best-effort lookup hides, unless one was logged less than the window, and
+ * less than a second, before now. */
 static int log_hidden(sessidpy_kvrun *r, int status, double now)
 {
     sessidpy_kvconf *conf = r->conf;

@@ -39,7 +39,8 @@ int sessidpy_pykv_read(sessidpy_pykv *backend, const sessid_op *op, PyObject *re
                        sessid_kv_value *out);
 
 /* Records exc (borrowed), raised by op, as its failure. Returns SESSID_EKV, or SESSID_EUNSUPPORTED
- * when it says that the KV lacks an optional operation. */
+ * when op is optional (GETEX, SET ... GET) and exc says the KV does not offer it: a client without
+ * the method or keyword, or any error reply but those of transient states and redirections. */
 int sessidpy_pykv_fail(sessidpy_pykv *backend, const sessid_op *op, PyObject *exc);
 
 #endif
