@@ -58,7 +58,7 @@ PyObject *sessidpy_kvrun_advance(sessidpy_kvrun *r, int can_await)
         if (reply != NULL) {
             if (can_await && sessidpy_is_awaitable(reply))
                 return reply;
-            status = sessidpy_pykv_read(&r->backend, op, reply, &value);
+            status = sessidpy_pykv_read(&r->backend, op, reply, 0, &value);
             Py_DECREF(reply);
         }
         sessid_proto_feed(&r->run, status, &value);
@@ -81,7 +81,7 @@ int sessidpy_kvrun_reply(sessidpy_kvrun *r, PyObject *reply)
     if (op == NULL)
         return -1;
     sessid_kv_value value = {0};
-    int status = sessidpy_pykv_read(&r->backend, op, reply, &value);
+    int status = sessidpy_pykv_read(&r->backend, op, reply, 1, &value);
     sessid_proto_feed(&r->run, status, &value);
     return 0;
 }

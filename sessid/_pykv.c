@@ -56,8 +56,9 @@ static int bad_reply(sessidpy_pykv *b, const char *format, ...)
     return SESSID_EKV;
 }
 
-/* A synchronous caller got an awaitable: close it, so no "never awaited" warning follows. */
-static int refuse_awaitable(sessidpy_pykv *b, PyObject *result)
+/* A reply that is an awaitable where a value belongs: close it, so no "never awaited" warning
+ * follows. */
+static int refuse_awaitable(sessidpy_pykv *b, PyObject *result, int awaited)
 {
     if (PyObject_HasAttr(result, b->state->str_close)) {
         PyObject *closed = PyObject_CallMethodNoArgs(result, b->state->str_close);
@@ -65,6 +66,10 @@ static int refuse_awaitable(sessidpy_pykv *b, PyObject *result)
             return fail_with_current(b);
         Py_DECREF(closed);
     }
+    if (awaited)
+        return bad_reply(b, "kv.%s() returned an awaitable whose result is another awaitable "
+                         "(%.100s); expected bytes, str or None", b->failure.method,
+                         Py_TYPE(result)->tp_name);
     return bad_reply(b, "kv.%s() returned an awaitable (%.100s); use aget() with an asyncio client",
                      b->failure.method, Py_TYPE(result)->tp_name);
 }
@@ -132,13 +137,14 @@ PyObject *sessidpy_pykv_call(sessidpy_pykv *b, const sessid_op *op, int *status)
     return result;
 }
 
-int sessidpy_pykv_read(sessidpy_pykv *b, const sessid_op *op, PyObject *result, sessid_kv_value *out)
+int sessidpy_pykv_read(sessidpy_pykv *b, const sessid_op *op, PyObject *result, int awaited,
+                       sessid_kv_value *out)
 {
     b->failure.method = method_of(op->kind);
     Py_XSETREF(b->held, Py_NewRef(result));
     out->found = 0;
     if (sessidpy_is_awaitable(result))
-        return refuse_awaitable(b, result);
+        return refuse_awaitable(b, result, awaited);
     if (op->kind == SESSID_OP_SET_NX || op->kind == SESSID_OP_EXPIRE || op->kind == SESSID_OP_DELETE)
         return SESSID_OK;                   /* what these return does not matter */
     if (op->kind == SESSID_OP_SET_NX_GET && PyBool_Check(result))

@@ -33,9 +33,10 @@ PyObject *sessidpy_pykv_call(sessidpy_pykv *backend, const sessid_op *op, int *s
 int sessidpy_is_awaitable(PyObject *obj);
 
 /* Reads reply, the outcome of op, into *out (valid while the backend holds the reply). Returns 0
- * or a KV status (kv.h). An awaitable reply is refused: it is closed, so no "never awaited" warning
- * follows, and recorded as a failure (a synchronous caller was handed an asyncio client). */
-int sessidpy_pykv_read(sessidpy_pykv *backend, const sessid_op *op, PyObject *reply,
+ * or a KV status (kv.h). awaited: reply is what awaiting the method's result gave. An awaitable
+ * reply is refused: it is closed, so no "never awaited" warning follows, and recorded as a failure
+ * (a synchronous caller was handed an asyncio client, or an awaited one gave another awaitable). */
+int sessidpy_pykv_read(sessidpy_pykv *backend, const sessid_op *op, PyObject *reply, int awaited,
                        sessid_kv_value *out);
 
 /* Records exc (borrowed), raised by op, as its failure. Returns SESSID_EKV, or SESSID_EUNSUPPORTED

@@ -475,7 +475,7 @@ def test_an_awaited_reply_that_is_itself_awaitable_is_a_kv_error():
             return super().getex(name, ex=ex, **options)      # a coroutine, not its value
 
     store = sessid.Store(kv=Nested(clock=clock), clock=clock, kv_backoff=0)
-    with pytest.raises(sessid.KVError, match="kv.getex\\(\\) returned an awaitable"):
+    with pytest.raises(sessid.KVError, match="kv.getex\\(\\) returned an awaitable whose result is another"):
         asyncio.run(store.aget_required(KEY))
     assert is_uuid4(asyncio.run(store.aget(KEY)))
     assert store.stats()["kv_errors"] == 2
