@@ -1,4 +1,8 @@
-"""A throwaway redis-server for the tests: its own port on loopback, no persistence."""
+"""A throwaway redis-server for the tests: its own port on loopback, no persistence.
+
+A server made with cluster=True is a cluster node; start() makes it a cluster of its own (it claims
+every slot), while launch() only brings the process up, for a node that joins a bigger cluster
+(redis_cluster.py) or rejoins one after a restart, with its nodes.conf kept in its dir."""
 
 from __future__ import annotations
 
@@ -30,10 +34,12 @@ def free_port(cluster: bool = False) -> int:
 
 
 class RedisServer:
-    def __init__(self, executable: str, *, cluster: bool = False) -> None:
+    def __init__(self, executable: str, *, cluster: bool = False, port: int | None = None,
+                 options: list[str] | None = None) -> None:
         self.executable = executable
         self.cluster = cluster
-        self.port = free_port(cluster)
+        self.port = free_port(cluster) if port is None else port
+        self.options = list(options or [])
         self.dir = tempfile.mkdtemp(prefix="sessid-redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -42,17 +48,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no"]
-        if self.cluster:
-            args += ["--cluster-enabled", "yes", "--cluster-config-file",
-                     os.path.join(self.dir, "nodes.conf")]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not self.ping():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.02)
+        self.launch()
         if self.cluster:
             self.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
             deadline = time.monotonic() + 10
@@ -60,6 +56,22 @@ class RedisServer:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the one-node cluster did not come up")
                 time.sleep(0.05)
+
+    def launch(self) -> None:
+        """Starts the process and waits until it answers PING; claims no cluster slot."""
+        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no"]
+        if self.cluster:
+            args += ["--cluster-enabled", "yes", "--cluster-config-file",
+                     os.path.join(self.dir, "nodes.conf")]
+        args += self.options
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self.ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.02)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -84,4 +96,21 @@ class RedisServer:
         )
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
             s.sendall(payload)
-            return s.recv(65536)
+            reply = b""
+            while not _complete(reply):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError(f"redis-server on port {self.port} closed the connection")
+                reply += chunk
+            return reply
+
+
+def _complete(reply: bytes) -> bool:
+    """Whether a reply holds all of one bulk string, or one line of any other kind."""
+    if not reply.endswith(b"\r\n"):
+        return False
+    if not reply.startswith(b"$"):
+        return True
+    header, _, rest = reply.partition(b"\r\n")
+    length = int(header[1:])
+    return length < 0 or len(rest) >= length + 2
