@@ -128,23 +128,37 @@ class LocalCluster:
         self.nodes[index].launch()
         return self.wait_until("ok", timeout=timeout)
 
-    def owner(self, slot: int) -> int:
-        """The index of the node that serves a slot, from the slot map of a live node."""
+    def slot_owners(self) -> list[int]:
+        """For each of the 16384 slots, the index of the node that serves it, from the slot map of a
+        live node (-1 for a slot nobody serves)."""
+        by_port = {node.port: index for index, node in enumerate(self.nodes)}
         for node in self.live_nodes():
             try:
                 table = node.command("CLUSTER", "NODES").decode()
             except OSError:
                 continue
-            by_port = {n.port: i for i, n in enumerate(self.nodes)}
+            owners = [-1] * SLOTS
             for line in table.splitlines():
                 fields = line.split()
                 if len(fields) < 9 or "master" not in fields[2].split(","):
                     continue
-                port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+                index = by_port[int(fields[1].split("@")[0].rsplit(":", 1)[1])]
                 for served in fields[8:]:
-                    if served.startswith("["):       # a slot being migrated, not served yet
+                    if served.startswith("["):       # a slot on its way in or out, not served yet
                         continue
                     first, _, last = served.partition("-")
-                    if int(first) <= slot <= int(last or first):
-                        return by_port[port]
-        raise RuntimeError(f"no live node knows who serves slot {slot}")
+                    for slot in range(int(first), int(last or first) + 1):
+                        owners[slot] = index
+            return owners
+        raise RuntimeError("no node of the cluster answers CLUSTER NODES")
+
+    def key_slot(self, name: str) -> int:
+        """The slot of a key as the server computes it (CLUSTER KEYSLOT)."""
+        reply = self.live_nodes()[0].command("CLUSTER", "KEYSLOT", name)
+        return int(reply[1:].strip())
+
+    def flush(self) -> None:
+        """Empties every live node and resets its INFO commandstats."""
+        for node in self.live_nodes():
+            node.command("FLUSHALL")
+            node.command("CONFIG", "RESETSTAT")
