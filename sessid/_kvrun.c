@@ -42,8 +42,12 @@ int sessidpy_kvrun_begin(sessidpy_kvrun *r, sessidpy_kvconf *conf, PyObject *kv,
         sessidpy_raise_status(conf->state, rc);
         return -1;
     }
-    r->skipped = kind == SESSIDPY_BEST_EFFORT && sessid_proto_next(&r->run) != NULL
-                 && in_backoff(conf, now);
+    if (kind == SESSIDPY_BEST_EFFORT && sessid_proto_next(&r->run) != NULL
+        && !isnan(conf->failing_since)) {
+        r->skipped = in_backoff(conf, now);
+        if (!r->skipped)                /* this call probes the KV; the others wait a window for it */
+            conf->failing_since = now;
+    }
     return 0;
 }
 

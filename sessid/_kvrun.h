@@ -50,7 +50,9 @@ typedef struct sessidpy_kvrun {
 } sessidpy_kvrun;
 
 /* Starts the lookup (or forget) of digest on kv at time now: makes its KV key and the run's first
- * operation. Clear the run afterwards, whether this succeeded or not. */
+ * operation. A best-effort lookup inside the backoff window will skip the KV; the first one after
+ * the window asks it, and starts another window for the others, so that while a KV is failing at
+ * most one call per window waits for it. Clear the run afterwards, whether this succeeded or not. */
 int sessidpy_kvrun_begin(sessidpy_kvrun *run, sessidpy_kvconf *conf, PyObject *kv,
                          const uint8_t digest[SESSID_DIGEST_LEN], double now,
                          sessidpy_kvrun_kind kind);

@@ -66,6 +66,36 @@ def test_the_window_starts_when_the_failure_is_known(clock):
     assert store.stats()["kv_skipped"] == 1
 
 
+def test_after_the_window_one_call_asks_and_the_others_wait_for_it(clock):
+    """While the first call after a window waits for a failing KV, other calls (other threads, or
+    here a call made from inside the KV method) keep skipping it rather than all waiting too."""
+    from sessid.testing import FakeKV
+
+    class Probed(FakeKV):
+        def getex(self, name, ex=None, **options):
+            if self.concurrent:
+                concurrent.append(store.get("sk-meanwhile"))
+            return super().getex(name, ex=ex, **options)
+
+    concurrent = []
+    kv = Probed(clock=clock)
+    kv.concurrent = False
+    store = sessid.Store(kv=kv, clock=clock)
+    kv.fail("getex")
+    store.get(KEY)                                      # opens the window
+    clock.advance(1)
+    kv.concurrent = True
+    store.get(KEY)                                      # the probe: asks, and fails again
+    assert kv.calls["getex"] == 2 and len(concurrent) == 1 and is_uuid4(concurrent[0])
+    assert store.stats()["kv_skipped"] == 1             # the call made meanwhile did not ask
+    kv.heal()
+    clock.advance(1)
+    assert is_uuid4(store.get(KEY))                     # the probe succeeds: the window is over
+    kv.concurrent = False
+    store.get(KEY)
+    assert kv.calls["getex"] == 4 and store.stats()["kv_skipped"] == 2
+
+
 def test_on_kv_error_local_answers_from_the_table_inside_the_window(drive, clock):
     kv, store = failing_store(drive, clock, on_kv_error="local")
     first = drive.get(store, KEY)
