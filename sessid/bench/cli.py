@@ -79,6 +79,14 @@ def targets(tables: dict[str, Table]) -> list[str]:
         ours = tables["expiry_worst"].value("sessid")
         if ours is not None:
             check("no single call above 1 ms while entries expire", ours < 1000, f"{ours:.1f} µs")
+    if "growth_worst" in tables:
+        ours = tables["growth_worst"].value("sessid")
+        if ours is not None:
+            check("no single call above 1 ms while a table fills", ours < 1000, f"{ours:.1f} µs")
+    if "growth_tail" in tables:
+        ours = tables["growth_tail"].value("sessid")
+        if ours is not None:
+            check("99.999% of calls under 100 µs while a table fills", ours < 100, f"{ours:.1f} µs")
     for key, limit in (("shared_hit_small", 1.5), ("shared_hit_large", 1.5),
                        ("shared_miss_small", 2.0), ("shared_miss_large", 2.0)):
         table = tables.get(key)
@@ -123,13 +131,16 @@ def run(args: argparse.Namespace) -> int:
         if "zipf" in only:
             show("zipf", work.zipf_mix())
         if "expiry" in only:
-            mean, worst, growth = work.expiry()
+            mean, worst, growth, growth_tail = work.expiry()
             show("expiry_mean", mean)
             show("expiry_worst", worst)
             show("growth_worst", growth)
+            show("growth_tail", growth_tail)
             show("purge", work.purge())
     if "memory" in only:
-        show("memory", memory.table(int(1_000_000 * scale)))
+        at_rest, peak = memory.tables(int(1_000_000 * scale))
+        show("memory", at_rest)
+        show("memory_peak", peak)
     if "shared" in only:
         with contextlib.closing(shared_tables(scale, args.repeat, args.redis)) as shared:
             for key, table in shared:

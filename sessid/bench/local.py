@@ -121,7 +121,7 @@ class Workloads(HitKeys):
         cache = c.make(ttl)  # type: ignore[misc]  # callers pass only contenders that have a make
         return cache, ttl, per_call_latencies(cache.get, keys)
 
-    def expiry(self) -> tuple[Table, Table, Table]:
+    def expiry(self) -> tuple[Table, Table, Table, Table]:
         """Fills the table, lets every entry expire, then times each get of a new key: the table
         reclaims the old entries while it takes the new ones."""
         old = [numbered_key(i) for i in range(self.large)]
@@ -129,15 +129,18 @@ class Workloads(HitKeys):
         mean_rows: list[Row] = []
         max_rows: list[Row] = []
         fill_rows: list[Row] = []
+        tail_rows: list[Row] = []
         for c in self.contenders:
             if c.floor:
                 continue
             if c.make is None:
-                for rows in (mean_rows, max_rows, fill_rows):
+                for rows in (mean_rows, max_rows, fill_rows, tail_rows):
                     rows.append(Row(c.name, None, c.missing))
                 continue
             cache, ttl, filling = self._filled(c, old)
             fill_rows.append(Row(c.name, max(filling) / 1000, f"p99.99 {percentile(filling, 0.9999) / 1000:.1f} µs"))
+            tail_rows.append(Row(c.name, percentile(filling, 0.99999) / 1000,
+                                 f"{slower_than(filling, 100_000):,} calls over 100 µs"))
             time.sleep(ttl * 1.05)
             latencies = per_call_latencies(cache.get, fresh)
             mean_rows.append(Row(c.name, statistics.fmean(latencies), work_note(cache)))
@@ -148,9 +151,12 @@ class Workloads(HitKeys):
         mean = Table(title + ": time per call", "ns per call", mean_rows,
                      "(each call timed on its own: includes ~30-60 ns of timer overhead)")
         worst = Table(title + ": the slowest single call", "µs", max_rows)
-        growth = Table(f"filling an empty table with {self.large:,} keys: the slowest single call",
-                       "µs", fill_rows, "(the calls that grow a table re-place its entries)")
-        return mean, worst, growth
+        fill = f"filling an empty table with {self.large:,} keys"
+        growth = Table(f"{fill}: the slowest single call", "µs", fill_rows,
+                       "(the calls that grow a table re-place its entries)")
+        tail = Table(f"{fill}: the 99.999th percentile call", "µs", tail_rows,
+                     f"(each call timed on its own; at most {tail_rank(len(old)) - 1:,} of the {len(old):,} calls took longer)")
+        return mean, worst, growth, tail
 
     def purge(self) -> Table:
         """The time of purge() once every entry of a full table has expired."""
@@ -198,6 +204,15 @@ def work_note(cache: Any) -> str:
 def percentile(values: Sequence[int], q: float) -> int:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def tail_rank(calls: int) -> int:
+    """Which call percentile(latencies, 0.99999) picks, counting from the slowest (1)."""
+    return calls - min(calls - 1, int(calls * 0.99999))
+
+
+def slower_than(latencies: Sequence[int], ns: int) -> int:
+    return sum(1 for latency in latencies if latency > ns)
 
 
 def per_call_latencies(get: Callable[[str], Any], keys: Sequence[str]) -> list[int]:
