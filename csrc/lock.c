@@ -15,7 +15,7 @@
 #include "status.h"
 
 /* ---- the private lock ----
- * Held only for O(1) work, except while purging, clearing or growing. Its release is a plain store:
+ * Held only for O(1) work, except while purging or clearing. Its release is a plain store:
  * a locked instruction there (or even a read of the lock word to see whether anyone waits) would
  * wait for the stores to the list neighbours to reach memory, which costs about a cache miss on
  * every hit of a large table. As the release wakes no one, a waiter spins a little, then naps on a

@@ -141,30 +141,75 @@ void sessid_table_repair(sessid_table *t)
     assert(sessid_table_check(t) == 0);
 }
 
-int sessid_table_check(sessid_table *t)
+/* Checks the slots of one array: every empty slot blank, every entry found by a lookup and found
+ * once (a copy in the other array would be found instead of one of the two). Adds its entries to
+ * *entries. Returns 0 or the number of the broken invariant. */
+static int check_array(sessid_table *t, const struct entry *slots, size_t capacity, int old,
+                       size_t *entries)
 {
-    const struct head *h = t->h;
-    size_t entries = 0;
-    for (size_t s = 0; s < h->capacity; s++) {
-        const struct entry *e = &t->slots[s];
+    for (size_t s = 0; s < capacity; s++) {
+        const struct entry *e = &slots[s];
+        if (old && given_back(&t->old, s))
+            continue;
         if (!occupied(e)) {
             if (!is_blank(e))
                 return -1;                      /* an empty slot with something left in it */
             continue;
         }
-        entries++;
-        if (find_slot(t, e->digest) != s)
+        ++*entries;
+        if (find_slot(t, e->digest) != (old ? old_slot_number(t, s) : slot_number(t, s)))
             return -2;                          /* a lookup does not find it, or finds a copy */
     }
+    return 0;
+}
+
+/* A growing table's old array: the slots its walk has passed, from next + 1 up to start, are blank,
+ * and as many as the walk counts. */
+static int check_growth(const sessid_table *t)
+{
+    const struct old_array *old = &t->old;
+    if (old->capacity == 0 || old->start >= old->capacity || old->next >= old->capacity
+        || old->left == 0 || old->left >= old->capacity)
+        return -7;
+    size_t walked = 0;
+    for (size_t s = old->start; s != old->next; s = s == 0 ? old->capacity - 1 : s - 1, walked++)
+        if (!passed(old, s) || (!given_back(old, s) && !is_blank(&old->slots[s])))
+            return -7;                          /* an entry where the growth has passed */
+    for (size_t s = 0; s < old->capacity; s++)
+        if (given_back(old, s) && !passed(old, s))
+            return -7;                          /* unmapped before the walk got there */
+    return walked == old->capacity - old->left && !given_back(old, 0)
+           && !given_back(old, (old->next + 1) % old->capacity) ? 0 : -7;
+}
+
+/* 1 when slot names a slot of one of the table's arrays. */
+static int names_a_slot(const sessid_table *t, uint32_t slot)
+{
+    if (in_old_array(t, slot))
+        return growing(t) && slot_index(slot) < t->old.capacity;
+    return slot_index(slot) < t->h->capacity;
+}
+
+int sessid_table_check(sessid_table *t)
+{
+    const struct head *h = t->h;
+    size_t entries = 0;
+    int rc = check_array(t, t->slots, h->capacity, 0, &entries);
+    if (rc == 0 && growing(t))
+        rc = check_growth(t);
+    if (rc == 0 && growing(t))
+        rc = check_array(t, t->old.slots, t->old.capacity, 1, &entries);
+    if (rc != 0)
+        return rc;
     if (entries != h->count)
         return -3;
     size_t listed = 0;
     uint32_t prev = NIL;
-    for (uint32_t s = h->oldest; s != NIL; s = t->slots[s].newer) {
-        if (s >= h->capacity || !occupied(&t->slots[s]) || t->slots[s].older != prev
+    for (uint32_t s = h->oldest; s != NIL; s = entry_at(t, s)->newer) {
+        if (!names_a_slot(t, s) || !occupied(entry_at(t, s)) || entry_at(t, s)->older != prev
             || ++listed > entries)
             return -4;                          /* the list is broken */
-        if (prev != NIL && t->slots[prev].last_use > t->slots[s].last_use)
+        if (prev != NIL && entry_at(t, prev)->last_use > entry_at(t, s)->last_use)
             return -5;                          /* out of order */
         prev = s;
     }

@@ -73,21 +73,19 @@ void sessid_table_stats(sessid_table *t, sessid_stats *out)
     sessid_table_unlock(t);
 }
 
-/* ---- slots ---- */
-
 /* ---- the use-order list ---- */
 
 static void unlink_slot(sessid_table *t, uint32_t slot)
 {
     struct head *h = t->h;
-    struct entry *e = &t->slots[slot];
+    struct entry *e = entry_at(t, slot);
     if (e->older != NIL)
-        t->slots[e->older].newer = e->newer;
+        entry_at(t, e->older)->newer = e->newer;
     else
         h->oldest = e->newer;
     step();
     if (e->newer != NIL)
-        t->slots[e->newer].older = e->older;
+        entry_at(t, e->newer)->older = e->older;
     else
         h->newest = e->older;
     step();
@@ -96,11 +94,11 @@ static void unlink_slot(sessid_table *t, uint32_t slot)
 static void link_newest(sessid_table *t, uint32_t slot)
 {
     struct head *h = t->h;
-    struct entry *e = &t->slots[slot];
+    struct entry *e = entry_at(t, slot);
     e->older = h->newest;
     e->newer = NIL;
     if (h->newest != NIL)
-        t->slots[h->newest].newer = slot;
+        entry_at(t, h->newest)->newer = slot;
     else
         h->oldest = slot;
     step();
@@ -110,8 +108,9 @@ static void link_newest(sessid_table *t, uint32_t slot)
 
 static void touch(sessid_table *t, uint32_t slot, double now)
 {
-    assert(now >= t->slots[slot].last_use);
-    t->slots[slot].last_use = now;
+    struct entry *e = entry_at(t, slot);
+    assert(now >= e->last_use);
+    e->last_use = now;
     step();
     if (t->h->newest != slot) {
         unlink_slot(t, slot);
@@ -124,8 +123,8 @@ static void touch(sessid_table *t, uint32_t slot, double now)
 static void move_entry(sessid_table *t, uint32_t from, uint32_t to)
 {
     struct head *h = t->h;
-    const struct entry *src = &t->slots[from];
-    struct entry *e = &t->slots[to];
+    const struct entry *src = entry_at(t, from);
+    struct entry *e = entry_at(t, to);
     memcpy(e->digest, src->digest, SESSID_DIGEST_LEN);
     e->last_use = src->last_use;
     e->older = src->older;
@@ -134,12 +133,12 @@ static void move_entry(sessid_table *t, uint32_t from, uint32_t to)
     commit_id(e, src->id);
     step();
     if (e->older != NIL)
-        t->slots[e->older].newer = to;
+        entry_at(t, e->older)->newer = to;
     else
         h->oldest = to;
     step();
     if (e->newer != NIL)
-        t->slots[e->newer].older = to;
+        entry_at(t, e->newer)->older = to;
     else
         h->newest = to;
     step();
@@ -152,29 +151,36 @@ static int is_expired(const sessid_table *t, const struct entry *e, double now)
     return e->last_use + t->h->ttl <= now;
 }
 
-/* Removes the entry at slot. Backward-shift deletion: the entries after it in its probe run move
- * back where they may, so no tombstones are left and lookups stay short. */
+/* Removes the entry at slot, in whichever array holds it. Backward-shift deletion: the entries
+ * after it in its probe run move back where they may, so no tombstones are left and lookups stay
+ * short. */
 static void release_slot(sessid_table *t, uint32_t slot)
 {
     struct head *h = t->h;
+    struct entry *slots = t->slots;
     size_t capacity = h->capacity;
-    assert(slot < capacity && occupied(&t->slots[slot]) && h->count > 0);
+    if (in_old_array(t, slot)) {
+        slots = t->old.slots;
+        capacity = t->old.capacity;
+    }
+    uint32_t array = slot & ARRAY_BIT;
+    size_t hole = slot_index(slot);
+    assert(hole < capacity && occupied(&slots[hole]) && h->count > 0);
     unlink_slot(t, slot);
     h->count--;
     step();
-    wipe(&t->slots[slot]);
+    wipe(&slots[hole]);
     step();
-    size_t hole = slot;
-    for (size_t next = next_slot(slot, capacity);; next = next_slot(next, capacity)) {
-        const struct entry *e = &t->slots[next];
+    for (size_t next = next_slot(hole, capacity);; next = next_slot(next, capacity)) {
+        const struct entry *e = &slots[next];
         if (!occupied(e))
             break;
-        size_t home = home_slot(t, e->digest);
+        size_t home = home_of(t, e->digest, capacity);
         /* The entry may move back into the hole unless its home lies in (hole, next]. */
         int home_after_hole = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
         if (!home_after_hole) {
-            move_entry(t, (uint32_t)next, (uint32_t)hole);
-            wipe(&t->slots[next]);
+            move_entry(t, (uint32_t)next | array, (uint32_t)hole | array);
+            wipe(&slots[next]);
             step();
             hole = next;
         }
@@ -185,7 +191,7 @@ static size_t reclaim_expired(sessid_table *t, double now, size_t budget)
 {
     struct head *h = t->h;
     size_t done = 0;
-    while (done < budget && h->oldest != NIL && is_expired(t, &t->slots[h->oldest], now)) {
+    while (done < budget && h->oldest != NIL && is_expired(t, entry_at(t, h->oldest), now)) {
         release_slot(t, h->oldest);
         h->stats[SESSID_STAT_EXPIRED]++;
         done++;
@@ -193,84 +199,185 @@ static size_t reclaim_expired(sessid_table *t, double now, size_t budget)
     return done;
 }
 
+/* ---- slot arrays of a private table ---- */
+
 /* Slot arrays of at least this many bytes get pages of their own from the kernel, and give them back
  * when freed: from malloc's heap, the arrays a table has grown out of would stay resident. */
 #define OWN_PAGES_FROM (64 * 1024)
 
+/* The old array is unmapped in pieces of this size, aligned to it, as the walk empties them. The
+ * kernel frees small pages one by one (2 MiB of them take some 60 us), so a piece is small enough
+ * for any call to pay for; a huge page gathered meanwhile is split, for less. Unmapping (rather
+ * than only dropping the pages) also frees their page tables as it goes: an unmap of the whole
+ * array at the end would walk all of them, some 100 us for 60 MiB. */
+#define RELEASE_CHUNK ((uintptr_t)256 << 10)
+
 static struct entry *alloc_slots(size_t capacity)
 {
     size_t bytes = capacity * sizeof(struct entry);
+    if (allocation_fails())
+        return NULL;
     if (bytes < OWN_PAGES_FROM)
         return calloc(capacity, sizeof(struct entry));
     void *pages = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (pages == MAP_FAILED)
         return NULL;
-    /* A hint: huge pages spare a large table a TLB miss on most lookups. Without them (the kernel
-     * may refuse or ignore it) the table works the same, so the outcome is not checked. */
-    (void)madvise(pages, bytes, MADV_HUGEPAGE);
+    /* Filled while the table grows, by inserts: small pages, each a short fault. A huge page's first
+     * touch clears 2 MiB at once, a stall of hundreds of microseconds for the insert that makes it.
+     * A hint only (the kernel may have no transparent huge pages), so the outcome is not checked;
+     * end_growth asks for huge pages once the array is full. */
+    (void)madvise(pages, bytes, MADV_NOHUGEPAGE);
     return pages;
 }
 
-/* Wipes (digests and ids do not linger in freed memory) and frees a private slot array. */
-static void free_slots(struct entry *slots, size_t capacity)
+/* Gives a slot array back; every slot must be blank already. */
+static void release_slots(struct entry *slots, size_t capacity)
 {
     if (slots == NULL)
         return;
     size_t bytes = capacity * sizeof(struct entry);
-    memset(slots, 0, bytes);
     if (bytes < OWN_PAGES_FROM)
         free(slots);
     else
         munmap(slots, bytes);
 }
 
-static void publish_for_prefetch(sessid_table *t)
+/* Wipes (digests and ids do not linger in freed memory) and frees a private slot array. */
+static void free_slots(struct entry *slots, size_t capacity)
 {
+    if (slots != NULL)
+        memset(slots, 0, capacity * sizeof(struct entry));
+    release_slots(slots, capacity);
+}
+
+/* Tells entry_at, and the lock-free prefetch, where the arrays are now. */
+static void publish_arrays(sessid_table *t)
+{
+    t->arrays[t->array_bit >> 31] = t->slots;
+    t->arrays[(t->array_bit ^ ARRAY_BIT) >> 31] = t->old.slots;
     atomic_store_explicit(&t->prefetch_slots, t->slots, memory_order_relaxed);
     atomic_store_explicit(&t->prefetch_capacity, t->h->capacity, memory_order_relaxed);
 }
 
-/* Re-places every entry of a private table in a table of `capacity` slots, keeping the use order.
- * Old slots are read in order, so the new table is written almost in order too; the links are then
- * translated through a map of old slot to new slot. The table is unchanged on failure. */
-static int resize(sessid_table *t, size_t capacity)
+/* ---- growth of a private table ----
+ * A table that must grow makes a new array and keeps the old one until each insert, having added
+ * its entry to the new array, has moved the entries of the next GROWTH_STEP old slots across
+ * (grow_some). Old slots are emptied going down, and an entry lands near the same fraction of the
+ * new array as it left (slots are scaled hashes), so the new array is written almost in order and
+ * the emptied part of the old one is given back as it goes.
+ *
+ * Growth starts when an insert would fill the table beyond MAX_LOAD: about MAX_LOAD * C entries in
+ * C slots, and GROWTH * C slots after. The next growth needs at least MAX_LOAD * GROWTH * C entries,
+ * so about 0.17 * C more inserts (more if entries expire or go meanwhile), and emptying the C old
+ * slots takes C / GROWTH_STEP inserts: with any step above 6 a growth ends before the next must
+ * begin. Only a table given a smaller step (for tests, sessid_table_growth_step) can catch up with
+ * its own growth; it then ends the old one at once. */
+#define GROWTH_STEP 64
+
+static uintptr_t align_down(uintptr_t address)
+{
+    return address & ~(RELEASE_CHUNK - 1);
+}
+
+/* Moves the entry at old slot `from` into the new array and empties the old slot. */
+static void move_across(sessid_table *t, size_t from)
+{
+    struct entry *e = &t->old.slots[from];
+    size_t capacity = t->h->capacity;
+    size_t to = home_of(t, e->digest, capacity);
+    while (occupied(&t->slots[to]))
+        to = next_slot(to, capacity);
+    move_entry(t, old_slot_number(t, from), slot_number(t, to));
+    wipe(e);
+}
+
+/* Unmaps the pieces of the old array that its emptied slots cover, but for slot next + 1 and slot
+ * 0 (see struct old_array): from next + 2 up to start before the walk wraps round below slot 0, from
+ * slot 1 up after (the few slots above start, and the piece they share, go at the end). */
+static void release_emptied(sessid_table *t)
+{
+    struct old_array *old = &t->old;
+    if (old->capacity * sizeof(struct entry) < OWN_PAGES_FROM)
+        return;
+    size_t from = old->next < old->start ? old->next + 2 : 1;
+    uintptr_t emptied = align_down((uintptr_t)&old->slots[from] + RELEASE_CHUNK - 1);
+    /* Wiped already; should the kernel refuse (it may not split the mapping), the piece waits. */
+    if (emptied < old->released && munmap((void *)emptied, old->released - emptied) == 0) {
+        old->given_back += old->released - emptied;
+        old->released = emptied;
+    }
+}
+
+/* The old array is empty: frees it, and lets the kernel gather the new one into huge pages. */
+static void end_growth(sessid_table *t)
+{
+    struct old_array *old = &t->old;
+    release_slots(old->slots, old->capacity);
+    memset(old, 0, sizeof *old);
+    publish_arrays(t);
+    size_t bytes = t->h->capacity * sizeof(struct entry);
+    /* A hint, as in alloc_slots: huge pages spare a large table a TLB miss on most lookups. The
+     * kernel's khugepaged gathers the pages in its own time, no call waits for it. */
+    if (bytes >= OWN_PAGES_FROM)
+        (void)madvise(t->slots, bytes, MADV_HUGEPAGE);
+}
+
+/* Empties up to `slots` slots of the old array; ends the growth when none is left. */
+static void grow_some(sessid_table *t, size_t slots)
+{
+    struct old_array *old = &t->old;
+    for (; slots > 0 && old->left > 0; slots--, old->left--) {
+        if (occupied(&old->slots[old->next]))
+            move_across(t, old->next);
+        old->next = old->next == 0 ? old->capacity - 1 : old->next - 1;
+    }
+    if (old->left == 0)
+        end_growth(t);
+    else
+        release_emptied(t);
+}
+
+/* Makes `slots` (of `capacity` slots, all blank) the table's array, the current one its old array. */
+static void begin_growth(sessid_table *t, struct entry *slots, size_t capacity)
 {
     struct head *h = t->h;
-    assert(!is_shared(t));
-    struct entry *slots = alloc_slots(capacity);
-    uint32_t *moved_to = malloc((h->capacity > 0 ? h->capacity : 1) * sizeof *moved_to);
-    if (slots == NULL || moved_to == NULL) {
-        free_slots(slots, capacity);
-        free(moved_to);
-        return SESSID_ENOMEM;
+    struct old_array *old = &t->old;
+    assert(!growing(t));
+    if (h->capacity > 0) {
+        old->slots = t->slots;
+        old->capacity = h->capacity;
+        old->start = h->capacity - 1;
+        while (occupied(&old->slots[old->start]))
+            old->start--;           /* at most MAX_LOAD full: there is an empty slot */
+        old->next = old->start == 0 ? old->capacity - 1 : old->start - 1;
+        old->left = old->capacity - 1;
+        old->released = align_down((uintptr_t)&old->slots[old->start + 1]);
+        t->array_bit ^= ARRAY_BIT;
     }
-    for (size_t old = 0; old < h->capacity; old++) {
-        const struct entry *e = &t->slots[old];
-        if (!occupied(e))
-            continue;
-        size_t slot = home_of(t, e->digest, capacity);
-        while (occupied(&slots[slot]))
-            slot = next_slot(slot, capacity);
-        slots[slot] = *e;
-        moved_to[old] = (uint32_t)slot;
-    }
-    for (size_t slot = 0; slot < capacity; slot++) {
-        struct entry *e = &slots[slot];
-        if (!occupied(e))
-            continue;
-        e->older = e->older != NIL ? moved_to[e->older] : NIL;
-        e->newer = e->newer != NIL ? moved_to[e->newer] : NIL;
-    }
-    if (h->oldest != NIL) {
-        h->oldest = moved_to[h->oldest];
-        h->newest = moved_to[h->newest];
-    }
-    free(moved_to);
-    free_slots(t->slots, h->capacity);
     t->slots = slots;
     h->capacity = capacity;
-    publish_for_prefetch(t);
-    return SESSID_OK;
+    publish_arrays(t);
+}
+
+/* Frees both arrays of a private table, wiped, and leaves it with none. */
+static void drop_arrays(sessid_table *t)
+{
+    struct old_array *old = &t->old;
+    if (growing(t)) {
+        /* Only the slots not yet emptied can hold entries; the others may be given back already. */
+        if (old->next < old->start) {
+            memset(old->slots, 0, (old->next + 1) * sizeof(struct entry));
+            memset(old->slots + old->start + 1, 0, (old->capacity - old->start - 1) * sizeof(struct entry));
+        } else {
+            memset(old->slots + old->start + 1, 0, (old->next - old->start) * sizeof(struct entry));
+        }
+        release_slots(old->slots, old->capacity);
+        memset(old, 0, sizeof *old);
+    }
+    free_slots(t->slots, t->h->capacity);
+    t->slots = NULL;
+    t->h->capacity = 0;
+    publish_arrays(t);
 }
 
 /* The slots a table needs to hold `limit` entries within MAX_LOAD. */
@@ -279,8 +386,8 @@ static size_t slots_for(uint64_t limit)
     return (size_t)ceil((double)limit / MAX_LOAD) + 1;
 }
 
-/* Room for one more entry within MAX_LOAD. A shared table is made with room for max_entries, so
- * it never grows. */
+/* Room for one more entry within MAX_LOAD, counting the entries of both arrays. A shared table is
+ * made with room for max_entries, so it never grows. The table is unchanged on failure. */
 static int reserve_one(sessid_table *t)
 {
     struct head *h = t->h;
@@ -291,11 +398,19 @@ static int reserve_one(sessid_table *t)
         return SESSID_EFULL;
     size_t grown = h->capacity < MIN_SLOTS ? MIN_SLOTS : (size_t)ceil((double)h->capacity * GROWTH);
     size_t enough = slots_for(limit);
-    return resize(t, grown < enough ? grown : enough);
+    size_t capacity = grown < enough ? grown : enough;
+    struct entry *slots = alloc_slots(capacity);
+    if (slots == NULL)
+        return SESSID_ENOMEM;
+    if (growing(t))
+        grow_some(t, SIZE_MAX);     /* see GROWTH_STEP: only with a step below 7 */
+    begin_growth(t, slots, capacity);
+    return SESSID_OK;
 }
 
 /* Adds an entry for digest (known to be absent) with id, used now, as the most recent. Returns its
- * slot through *slot; the table is unchanged on failure. */
+ * slot through *slot; the table is unchanged on failure. A growing table then moves some entries
+ * of its old array across. */
 static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
                         const uint8_t id[SESSID_ID_LEN], double now, uint32_t *slot)
 {
@@ -317,12 +432,14 @@ static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN]
     memcpy(e->digest, digest, SESSID_DIGEST_LEN);
     e->last_use = now;
     step();
-    link_newest(t, (uint32_t)s);
+    link_newest(t, slot_number(t, s));
     commit_id(e, id);
     step();
     h->count++;
     step();
-    *slot = (uint32_t)s;
+    *slot = slot_number(t, s);
+    if (growing(t))
+        grow_some(t, t->growth_step);
     return SESSID_OK;
 }
 
@@ -345,7 +462,7 @@ static uint32_t find_live(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LE
 {
     reclaim_expired(t, now, RECLAIM_PER_CALL);
     uint32_t slot = find_slot(t, digest);
-    if (slot != NIL && is_expired(t, &t->slots[slot], now)) {
+    if (slot != NIL && is_expired(t, entry_at(t, slot), now)) {
         release_slot(t, slot);
         t->h->stats[SESSID_STAT_EXPIRED]++;
         slot = NIL;
@@ -377,6 +494,7 @@ static sessid_table *new_handle(void)
         return NULL;
     memset(t, 0, sizeof *t);
     t->h = &t->own;
+    t->growth_step = GROWTH_STEP;
     t->file.fd = -1;
     atomic_init(&t->prefetch_slots, NULL);
     atomic_init(&t->prefetch_capacity, 0);
@@ -434,7 +552,7 @@ int sessid_table_open_shared(const char *path, double ttl, uint64_t max_entries,
     t->quick = &((struct shared_state *)t->file.state)->quick;
     t->slots = t->file.slots;
     sessid_lock_init_shared(&t->lock, t->file.mutex);
-    publish_for_prefetch(t);
+    publish_arrays(t);
     *out = t;
     return SESSID_OK;
 }
@@ -447,7 +565,7 @@ void sessid_table_free(sessid_table *t)
     if (is_shared(t))
         sessid_shared_close(&t->file);
     else
-        free_slots(t->slots, t->h->capacity);
+        drop_arrays(t);
     free(t);
 }
 
@@ -465,7 +583,7 @@ int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGE
     uint32_t slot = find_live(t, digest, now);
     if (slot != NIL) {
         touch(t, slot, now);
-        memcpy(id, t->slots[slot].id, SESSID_ID_LEN);
+        memcpy(id, entry_at(t, slot)->id, SESSID_ID_LEN);
         t->h->stats[SESSID_STAT_HITS]++;
         if (created != NULL)
             *created = 0;
@@ -489,9 +607,9 @@ int sessid_table_peek(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], 
     if (enter(t, &now) != SESSID_OK)
         return 0;
     uint32_t slot = find_live(t, digest, now);
-    int found = slot != NIL && now < t->slots[slot].last_use + window;
+    int found = slot != NIL && now < entry_at(t, slot)->last_use + window;
     if (found)
-        memcpy(id, t->slots[slot].id, SESSID_ID_LEN);
+        memcpy(id, entry_at(t, slot)->id, SESSID_ID_LEN);
     sessid_table_unlock(t);
     return found;
 }
@@ -505,7 +623,7 @@ int sessid_table_put(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
     if (rc != SESSID_OK)
         return rc;
     uint32_t slot = find_live(t, digest, now);
-    if (slot != NIL && memcmp(t->slots[slot].id, id, SESSID_ID_LEN) != 0) {
+    if (slot != NIL && memcmp(entry_at(t, slot)->id, id, SESSID_ID_LEN) != 0) {
         release_slot(t, slot);                  /* replaced whole: an id is never half written */
         slot = NIL;
     }
@@ -574,11 +692,9 @@ void sessid_table_clear(sessid_table *t)
             }
         }
     } else {
-        free_slots(t->slots, h->capacity);
-        t->slots = NULL;
-        h->capacity = h->count = 0;
+        drop_arrays(t);
+        h->count = 0;
         h->oldest = h->newest = NIL;
-        publish_for_prefetch(t);
     }
     sessid_table_unlock(t);
 }

@@ -3,9 +3,12 @@
  *
  * Keys are the 32-byte digests only; the table never sees a raw API key. An entry is one 64-byte
  * cache line (digest, id, time of last use, links), held in an open-addressing table that is kept
- * between 70% and 85% full: at most 91 bytes of memory per entry. Large tables ask the kernel for
- * huge pages. Growing re-places every entry at once, so the insert that grows a table of n entries
- * takes time in proportion to n. An entry used at time t (in the caller's clock, in seconds)
+ * between 70% and 85% full: at most 91 bytes of memory per entry. A table that must grow makes an
+ * array 20% larger and keeps the old one until the inserts that follow have moved its entries
+ * across, each insert the entries of at most 64 old slots: no call moves more, and a growth ends
+ * long before the next is due. The new array's pages are made as the entries reach them and the
+ * old array's are given back as they leave, so a growing table holds about as much memory as one at
+ * rest. Large tables ask the kernel for huge pages once grown. An entry used at time t (in the caller's clock, in seconds)
  * expires at t + ttl, and an entry whose expiry is at or before `now` is gone. Because every entry
  * has the same TTL, the order of last use is also the order of expiry: entries sit on one list from
  * least to most recently used, and each call reclaims at most a couple of expired entries from its
@@ -16,7 +19,8 @@
  * latest one, so a clock that steps back freezes the table's time instead of reordering it.
  *
  * Every function is safe to call from any number of threads at once on the same table; each holds
- * the table's lock for O(1) work, except purge, live and clear, and an insert that grows the table.
+ * the table's lock for O(1) work (an insert into a growing table: a bounded amount), except purge,
+ * live and clear.
  * A table stays usable in both processes after fork(), even when another thread was inside it at
  * the moment of the fork. Functions return 0 or a negative SESSID_E* status (status.h).
  *

@@ -6,6 +6,13 @@
  * so a hit reads one cache line: digest, id and expiry together. The use-order list links slots by
  * number; an entry that moves (deletion shifts its neighbours back) fixes its neighbours' links.
  *
+ * A private table grows a little at a time: while it grows, it keeps the array it is growing out of
+ * beside the new one, and each insert moves a few entries across. Every entry is in exactly one of
+ * the two arrays, each array on its own a valid linear-probing table, and a lookup tries the new
+ * array first. Bit 31 of a slot number says which array it names: the table's own array is the one
+ * whose slot numbers have that bit equal to `array_bit`. A growth flips array_bit, so the numbers
+ * already in the list name slots of the old array from then on, and none needs rewriting.
+ *
  * In a shared table a process may die between any two stores. The stores are ordered so that every
  * slot whose id reads as a version 4 UUID holds a whole entry: an id is written last, in two halves
  * with the half holding the version nibble last, and cleared first. What a death can leave behind
@@ -25,6 +32,7 @@
 #include "table.h"
 
 #define NIL UINT32_MAX
+#define ARRAY_BIT ((uint32_t)1 << 31)     /* slot numbers fit in 31 bits: see SESSID_TABLE_LIMIT */
 
 struct entry {
     uint8_t digest[SESSID_DIGEST_LEN];
@@ -72,11 +80,33 @@ struct shared_state {
 
 _Static_assert(sizeof(struct shared_state) <= SESSID_SHARED_STATE_SIZE, "it fits the file's room");
 
+/* The array a private table is growing out of. Its slots are emptied one at a time, going down
+ * from just below an empty slot (`start`) and round to just above it: each slot emptied is then the
+ * last of its run of occupied slots, so no other entry's probe passes through it, and the array
+ * stays a valid linear-probing table for lookups and removals at every step.
+ *
+ * The pages the walk has emptied are unmapped as it goes, except those of slot next + 1 and slot 0,
+ * which a probe to the end of a run may read: a lookup whose first slot the walk has passed does
+ * not look (the slot is empty), so nothing else reads them. */
+struct old_array {
+    struct entry *slots;                /* NULL while the table is not growing */
+    size_t capacity;
+    size_t start;                       /* an empty slot when the growth began */
+    size_t next;                        /* the next slot to empty */
+    size_t left;                        /* slots still to empty; those from next + 1 to start are blank */
+    uintptr_t released;                 /* unmapped: given_back bytes from here */
+    size_t given_back;
+};
+
 struct sessid_table {
     sessid_lock lock;
     struct head *h;                     /* &own, or in the shared file */
     struct quick_hits *quick;           /* a shared table's, in its file; NULL for a private one */
     struct entry *slots;
+    struct old_array old;               /* a private table's, while it grows */
+    uint32_t array_bit;                 /* bit 31 of the slot numbers of `slots` */
+    struct entry *arrays[2];            /* slots and old.slots, by bit 31 of their slot numbers */
+    size_t growth_step;                 /* old slots an insert empties while the table grows */
     _Atomic(struct entry *) prefetch_slots;     /* copies of slots and capacity for the lock-free */
     atomic_size_t prefetch_capacity;            /* prefetch hint; they may be out of date */
     sessid_shared_file file;            /* a shared table's mapping; base is NULL for a private one */
@@ -96,6 +126,17 @@ void sessid_table_step(void);
 #else
 static inline void step(void)
 {
+}
+#endif
+
+/* In builds with SESSID_FAULT_INJECTION, 1 when a test has the next allocation of slots fail. */
+#ifdef SESSID_FAULT_INJECTION
+int sessid_table_allocation_fails(void);
+#define allocation_fails() sessid_table_allocation_fails()
+#else
+static inline int allocation_fails(void)
+{
+    return 0;
 }
 #endif
 
@@ -140,14 +181,19 @@ static inline size_t scale(uint64_t h, size_t capacity)
 }
 #endif
 
-/* The first slot to try for digest in a table of `capacity` slots. */
-static inline size_t home_of(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], size_t capacity)
+/* The hash of digest under the table's seed; scale() makes it a slot of an array. */
+static inline uint64_t hash_of(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
 {
     const uint64_t *seed = t->h->seed;
     uint64_t w[4];
     memcpy(w, digest, sizeof w);
-    uint64_t h = mix(w[0] ^ seed[0], w[1] ^ seed[1]) ^ mix(w[2] ^ seed[2], w[3] ^ seed[3]);
-    return scale(h, capacity);
+    return mix(w[0] ^ seed[0], w[1] ^ seed[1]) ^ mix(w[2] ^ seed[2], w[3] ^ seed[3]);
+}
+
+/* The first slot to try for digest in a table of `capacity` slots. */
+static inline size_t home_of(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], size_t capacity)
+{
+    return scale(hash_of(t, digest), capacity);
 }
 
 static inline size_t home_slot(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
@@ -183,19 +229,85 @@ static inline void wipe(struct entry *e)
     memset(e, 0, sizeof *e);
 }
 
+/* The slot numbers of slot `index` of the table's array and of its old array. */
+static inline uint32_t slot_number(const sessid_table *t, size_t index)
+{
+    return (uint32_t)index | t->array_bit;
+}
+
+static inline uint32_t old_slot_number(const sessid_table *t, size_t index)
+{
+    return (uint32_t)index | (t->array_bit ^ ARRAY_BIT);
+}
+
+static inline int in_old_array(const sessid_table *t, uint32_t slot)
+{
+    return ((slot ^ t->array_bit) & ARRAY_BIT) != 0;
+}
+
+static inline size_t slot_index(uint32_t slot)
+{
+    return slot & ~ARRAY_BIT;
+}
+
+/* The entry in the slot a slot number names (not NIL). No branch: a hit, which goes through here
+ * several times, costs the same whether or not a growth is under way. */
+static inline struct entry *entry_at(const sessid_table *t, uint32_t slot)
+{
+    return &t->arrays[slot >> 31][slot_index(slot)];
+}
+
+static inline int growing(const sessid_table *t)
+{
+    return t->old.slots != NULL;
+}
+
+/* 1 when the growth's walk has emptied old slot `slot` (it is one of next + 1 round to start). */
+static inline int passed(const struct old_array *old, size_t slot)
+{
+    if (old->next < old->start)
+        return slot > old->next && slot <= old->start;
+    return slot > old->next || slot <= old->start;
+}
+
+/* 1 when the page of old slot `slot` is unmapped. */
+static inline int given_back(const struct old_array *old, size_t slot)
+{
+    uintptr_t address = (uintptr_t)&old->slots[slot];
+    return address >= old->released && address - old->released < old->given_back;
+}
+
+/* The slot of digest in an array of `capacity` slots (never full), from its first slot `slot`; NIL
+ * when it has none. */
+static inline uint32_t probe(const struct entry *slots, size_t capacity, size_t slot,
+                             const uint8_t digest[SESSID_DIGEST_LEN])
+{
+    for (;; slot = next_slot(slot, capacity)) {
+        const struct entry *e = &slots[slot];
+        if (!occupied(e))
+            return NIL;
+        if (memcmp(e->digest, digest, SESSID_DIGEST_LEN) == 0)
+            return (uint32_t)slot;
+    }
+}
+
 /* The slot holding digest, or NIL. */
 static inline uint32_t find_slot(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
 {
     size_t capacity = t->h->capacity;
     if (capacity == 0)
         return NIL;
-    for (size_t slot = home_slot(t, digest);; slot = next_slot(slot, capacity)) {
-        const struct entry *e = &t->slots[slot];
-        if (!occupied(e))
-            return NIL;
-        if (memcmp(e->digest, digest, SESSID_DIGEST_LEN) == 0)
-            return (uint32_t)slot;
+    uint64_t hash = hash_of(t, digest);
+    uint32_t slot = probe(t->slots, capacity, scale(hash, capacity), digest);
+    if (slot != NIL)
+        return slot_number(t, slot);
+    if (growing(t)) {
+        size_t home = scale(hash, t->old.capacity);
+        slot = passed(&t->old, home) ? NIL : probe(t->old.slots, t->old.capacity, home, digest);
+        if (slot != NIL)
+            return old_slot_number(t, slot);
     }
+    return NIL;
 }
 
 /* 1 when every byte of e is zero. */

@@ -1,6 +1,8 @@
-/* Hooks into the table for tests: a look at the memory a table holds. */
+/* Hooks into the table for tests: a look at the memory a table holds, a growth slowed down so that
+ * every operation can meet one under way, and allocations that fail on demand. */
 #include "table_testing.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "status.h"
@@ -11,6 +13,8 @@ size_t sessid_table_footprint(sessid_table *t)
     if (sessid_table_lock(t) != SESSID_OK)
         return 0;
     size_t size = t->h->capacity * sizeof *t->slots;
+    if (growing(t))
+        size += t->old.capacity * sizeof *t->slots - t->old.given_back;
     sessid_table_unlock(t);
     return size;
 }
@@ -20,10 +24,15 @@ int sessid_table_dump(sessid_table *t, uint8_t **out, size_t *len)
     int rc = sessid_table_lock(t);
     if (rc != SESSID_OK)
         return rc;
-    size_t total = t->h->capacity * sizeof *t->slots;
-    uint8_t *buf = malloc(total > 0 ? total : 1);
-    if (buf != NULL && total > 0)
-        memcpy(buf, t->slots, total);
+    size_t bytes = t->h->capacity * sizeof *t->slots;
+    size_t old_bytes = growing(t) ? t->old.capacity * sizeof *t->slots : 0;
+    size_t total = bytes + old_bytes;
+    uint8_t *buf = calloc(total > 0 ? total : 1, 1);
+    if (buf != NULL && bytes > 0)
+        memcpy(buf, t->slots, bytes);
+    for (size_t s = 0; buf != NULL && s < t->old.capacity; s++)
+        if (!given_back(&t->old, s))
+            memcpy(buf + bytes + s * sizeof *t->slots, &t->old.slots[s], sizeof *t->slots);
     sessid_table_unlock(t);
     if (buf == NULL)
         return SESSID_ENOMEM;
@@ -31,3 +40,37 @@ int sessid_table_dump(sessid_table *t, uint8_t **out, size_t *len)
     *len = total;
     return SESSID_OK;
 }
+
+void sessid_table_growth_step(sessid_table *t, size_t slots)
+{
+    if (sessid_table_lock(t) != SESSID_OK)
+        return;
+    t->growth_step = slots > 0 ? slots : 1;
+    sessid_table_unlock(t);
+}
+
+size_t sessid_table_growth_left(sessid_table *t)
+{
+    if (sessid_table_lock(t) != SESSID_OK)
+        return 0;
+    size_t left = growing(t) ? t->old.left : 0;
+    sessid_table_unlock(t);
+    return left;
+}
+
+#ifdef SESSID_FAULT_INJECTION
+static atomic_long failing_allocations;
+
+void sessid_table_fail_allocations(long count)
+{
+    atomic_store(&failing_allocations, count);
+}
+
+int sessid_table_allocation_fails(void)
+{
+    long left = atomic_load(&failing_allocations);
+    while (left > 0 && !atomic_compare_exchange_weak(&failing_allocations, &left, left - 1))
+        ;
+    return left > 0;
+}
+#endif

@@ -8,16 +8,28 @@
 
 #include "table.h"
 
-/* Bytes of memory the table holds beyond its own fixed struct. */
+/* Bytes of memory the table holds beyond its own fixed struct: its slots, and while it grows, the
+ * part of its old array not yet given back. */
 size_t sessid_table_footprint(sessid_table *table);
 
-/* Copies every byte of the table's storage into one buffer. On success *out is a buffer of *len
- * bytes that the caller frees with free(). Returns 0 or SESSID_ENOMEM. */
+/* Copies every byte of the table's storage into one buffer: its slots, then, while it grows, its
+ * whole old array (the part given back reads as zeros). On success *out is a buffer of *len bytes
+ * that the caller frees with free(). Returns 0 or SESSID_ENOMEM. */
 int sessid_table_dump(sessid_table *table, uint8_t **out, size_t *len);
+
+/* Sets how many slots of its old array each insert empties while a private table grows (64 unless
+ * set; 0 counts as 1). With 1, a growth lasts about as many inserts as the old array has slots, and
+ * the table catches up with its own growth: the insert that must grow it again first moves
+ * everything left across. */
+void sessid_table_growth_step(sessid_table *table, size_t slots);
+
+/* The slots of its old array a growing table has still to empty; 0 when it is not growing. */
+size_t sessid_table_growth_left(sessid_table *table);
 
 /* Checks every invariant of the table (the caller holds no lock, and no one else may be using the
  * table): every empty slot blank, every entry found by a lookup and found once, the count, the
- * use-order list whole and in order. Returns 0, or a negative number naming the first broken one. */
+ * use-order list whole and in order, across both arrays of a growing table, and the part of its
+ * old array already emptied blank. Returns 0, or a negative number naming the first broken one. */
 int sessid_table_check(sessid_table *table);
 
 #ifdef SESSID_FAULT_INJECTION
@@ -29,6 +41,10 @@ void sessid_table_kill_after(long steps);
  * is then left owner-dead for the next taker. For shared tables only: a private table's lock would
  * stay held for ever. */
 void sessid_table_end_thread_after(long steps);
+
+/* Makes the next `count` allocations of slot arrays, by any table of this process, fail as if the
+ * memory had run out; 0 turns it off. */
+void sessid_table_fail_allocations(long count);
 #endif
 
 #endif

@@ -360,10 +360,16 @@ static void fork_while_another_thread_is_inside(void)
     sessid_table_free(t);
 }
 
-/* A tiny model of the table's semantics, checked against it over random operations with time moving
- * forward (and sometimes back), expiry, and eviction by max_entries. */
-#define MODEL_KEYS 300
-#define MODEL_MAX 64
+/* A tiny model of the table's semantics, checked against it over random operations (lookups,
+ * peeks, puts, removals, purges) with time moving forward (and sometimes back), expiry, eviction by
+ * max_entries, and growths under way. */
+struct model_run {
+    int keys;
+    uint64_t max_entries;
+    size_t growth_step;             /* 0: the table's own */
+    int steps;
+    double tick;                    /* time moves on by up to 6 ticks a step */
+};
 
 struct model_entry {
     int present;
@@ -372,12 +378,45 @@ struct model_entry {
     unsigned long order;            /* when it was last used, to break ties in last_use */
 };
 
-static int model_live(const struct model_entry *model, double clock)
+struct model {
+    struct model_entry *keys;
+    int count;
+    uint64_t max_entries;
+    double clock;
+    unsigned long order;
+};
+
+static int model_is_live(const struct model *m, int k)
+{
+    return m->keys[k].present && m->keys[k].last_use + 10 > m->clock;
+}
+
+static int model_live(const struct model *m)
 {
     int live = 0;
-    for (int i = 0; i < MODEL_KEYS; i++)
-        live += model[i].present && model[i].last_use + 10 > clock;
+    for (int i = 0; i < m->count; i++)
+        live += model_is_live(m, i);
     return live;
+}
+
+/* Before a new entry: a full table drops its least recently used live one. */
+static void model_make_room(struct model *m)
+{
+    if (m->max_entries == 0 || (uint64_t)model_live(m) < m->max_entries)
+        return;
+    int lru = -1;
+    for (int i = 0; i < m->count; i++)
+        if (model_is_live(m, i) && (lru < 0 || m->keys[i].order < m->keys[lru].order))
+            lru = i;
+    m->keys[lru].present = 0;
+}
+
+static void model_use(struct model *m, int k, const uint8_t id[SESSID_ID_LEN])
+{
+    m->keys[k].present = 1;
+    memcpy(m->keys[k].id, id, SESSID_ID_LEN);
+    m->keys[k].last_use = m->clock;
+    m->keys[k].order = ++m->order;
 }
 
 static unsigned long next_random(unsigned long *state)
@@ -386,60 +425,324 @@ static unsigned long next_random(unsigned long *state)
     return *state >> 33;
 }
 
-static void model_matches_random_operations(void)
+/* Runs one model; returns how many steps met a growth under way. */
+static int run_model(const struct model_run *run)
 {
-    sessid_table *t = new_table(10, MODEL_MAX);
-    static struct model_entry model[MODEL_KEYS];
-    static uint8_t digests[MODEL_KEYS][SESSID_DIGEST_LEN];
-    memset(model, 0, sizeof model);
-    for (int k = 0; k < MODEL_KEYS; k++)
+    sessid_table *t = new_table(10, run->max_entries);
+    if (run->growth_step != 0)
+        sessid_table_growth_step(t, run->growth_step);
+    struct model m = {calloc((size_t)run->keys, sizeof *m.keys), run->keys, run->max_entries, 0, 0};
+    uint8_t (*digests)[SESSID_DIGEST_LEN] = malloc((size_t)run->keys * SESSID_DIGEST_LEN);
+    CHECK(m.keys != NULL && digests != NULL);
+    if (m.keys == NULL || digests == NULL) {
+        free(m.keys);
+        free(digests);
+        sessid_table_free(t);
+        return 0;
+    }
+    for (int k = 0; k < run->keys; k++)
         digest_of(k, digests[k]);
-    unsigned long rng = 42, order = 0;
-    double now = 0, clock = 0;
-    int mismatches = 0;
-    for (int step = 0; step < 100000 && mismatches < 5; step++) {
+    unsigned long rng = 42;
+    double now = 0;
+    int mismatches = 0, growing = 0;
+    for (int step = 0; step < run->steps && mismatches < 5; step++) {
         unsigned long r = next_random(&rng);
-        now += (r % 100 == 0) ? -3.0 : (double)(r % 7) * 0.25;
-        if (now > clock)
-            clock = now;
-        int k = (int)(next_random(&rng) % (r % 3 == 0 ? 40 : MODEL_KEYS));
-        struct model_entry *m = &model[k];
-        int expect_created = !(m->present && m->last_use + 10 > clock);
-        if (expect_created && model_live(model, clock) >= MODEL_MAX) {
-            int lru = -1;
-            for (int i = 0; i < MODEL_KEYS; i++)
-                if (model[i].present && model[i].last_use + 10 > clock
-                    && (lru < 0 || model[i].order < model[lru].order))
-                    lru = i;
-            model[lru].present = 0;
-        }
+        now += (r % 100 == 0) ? -3.0 : (double)(r % 7) * run->tick;
+        if (now > m.clock)
+            m.clock = now;
+        int k = (int)(next_random(&rng) % (unsigned long)(r % 3 == 0 ? 40 : run->keys));
+        struct model_entry *e = &m.keys[k];
+        growing += sessid_table_growth_left(t) > 0;
         uint8_t id[SESSID_ID_LEN];
-        int created = -1;
-        CHECK_STATUS(sessid_table_get_or_create(t, digests[k], now, id, &created), SESSID_OK);
-        if (created != expect_created || (!created && memcmp(id, m->id, SESSID_ID_LEN) != 0)) {
-            fprintf(stderr, "step %d key %d: created %d, model says %d\n", step, k, created,
-                    expect_created);
+        int op = (int)(next_random(&rng) % 16), created = -1, wrong = 0;
+        if (op <= 9) {
+            int expect_created = !model_is_live(&m, k);
+            if (expect_created)
+                model_make_room(&m);
+            CHECK_STATUS(sessid_table_get_or_create(t, digests[k], now, id, &created), SESSID_OK);
+            wrong = created != expect_created || (!created && memcmp(id, e->id, SESSID_ID_LEN) != 0);
+            model_use(&m, k, id);
+        } else if (op == 10) {
+            int found = sessid_table_peek(t, digests[k], now, 3.0, id);
+            wrong = found != (model_is_live(&m, k) && m.clock < e->last_use + 3.0)
+                    || (found && memcmp(id, e->id, SESSID_ID_LEN) != 0);
+        } else if (op == 11) {
+            CHECK_STATUS(sessid_id_new(id), SESSID_OK);
+            if (!model_is_live(&m, k))
+                model_make_room(&m);
+            CHECK_STATUS(sessid_table_put(t, digests[k], id, now), SESSID_OK);
+            model_use(&m, k, id);
+        } else if (op <= 13) {
+            CHECK_STATUS(sessid_table_remove(t, digests[k], now), SESSID_OK);
+            e->present = 0;
+        } else if (op == 14) {
+            wrong = live_count(t, now) != (size_t)model_live(&m);
+        } else {
+            sessid_table_purge(t, now);
+        }
+        if (wrong) {
+            fprintf(stderr, "step %d key %d op %d: the table and the model disagree\n", step, k, op);
             mismatches++;
         }
-        m->present = 1;
-        memcpy(m->id, id, SESSID_ID_LEN);
-        m->last_use = clock;
-        m->order = ++order;
-        if (step % 1000 == 0)
-            CHECK(live_count(t, clock) == (size_t)model_live(model, clock));
+        if (step % 256 == 0)
+            CHECK_STATUS(sessid_table_check(t), 0);
     }
     CHECK(mismatches == 0);
+    CHECK_STATUS(sessid_table_check(t), 0);
+    free(m.keys);
+    free(digests);
     sessid_table_free(t);
+    return growing;
 }
 
+static void model_matches_random_operations(void)
+{
+    struct model_run small = {.keys = 300, .max_entries = 64, .steps = 100000, .tick = 0.25};
+    run_model(&small);
+}
+
+/* With a growth step of one slot, a growth lasts as long as the old array has slots, and most
+ * operations meet one under way (and inserts that must grow again catch up with it). */
+static void model_matches_while_tables_grow(void)
+{
+    int light = getenv("SESSID_TEST_LIGHT") != NULL;
+    struct model_run unbounded = {.keys = 3000, .growth_step = 1, .steps = light ? 20000 : 60000,
+                                  .tick = 0.001};
+    struct model_run bounded = unbounded;
+    bounded.max_entries = 1500;
+    int steps = unbounded.steps;
+    CHECK(run_model(&unbounded) > steps / 10);
+    CHECK(run_model(&bounded) > steps / 10);
+}
+
+/* At rest a table holds at most 91 bytes an entry. While it grows it holds its old array too, less
+ * the part already given back: at most 64 * (1 + 1.2) / 0.85, about 166 bytes an entry. */
 static void memory_stays_within_96_bytes_an_entry(void)
 {
     sessid_table *t = new_table(3600, 0);
     uint8_t id[SESSID_ID_LEN];
     for (int i = 0; i < 100000; i++) {
         lookup(t, i, 0, id);
+        size_t most = sessid_table_growth_left(t) > 0 ? 168 : 96;
         if (i >= 1000 && i % 997 == 0)
-            CHECK(sessid_table_footprint(t) <= (size_t)(i + 1) * 96);
+            CHECK(sessid_table_footprint(t) <= (size_t)(i + 1) * most);
+    }
+    sessid_table_free(t);
+}
+
+/* Each insert moves the entries of at most 64 old slots; one growth ends before the next begins;
+ * a growth allocates nothing more, and gives its old array back as it goes. */
+static void grows_a_little_per_insert(void)
+{
+    sessid_table *t = new_table(3600, 0);
+    uint8_t id[SESSID_ID_LEN];
+    size_t left = 0, held = 0;
+    int growths = 0, given_back = 0;
+    for (int i = 0; i < GROWN; i++) {
+        lookup(t, i, 0, id);
+        size_t now_left = sessid_table_growth_left(t), now_held = sessid_table_footprint(t);
+        if (now_left > left) {
+            CHECK(left == 0);
+            growths++;
+        } else if (left > 0) {
+            CHECK(left - now_left <= 64);
+            CHECK(now_held <= held);
+            given_back += now_held < held && now_left > 0;
+        }
+        left = now_left;
+        held = now_held;
+    }
+    CHECK(growths >= 20);
+    CHECK(given_back > 0);
+    CHECK_STATUS(sessid_table_check(t), 0);
+    sessid_table_free(t);
+}
+
+/* Inserts key after key into a table that grows one slot per insert until a growth is under way with
+ * at least `least` entries; returns how many keys it inserted (keys 0 to n - 1, at time `now`). */
+static int fill_until_growing(sessid_table *t, int least, double now, uint8_t (*ids)[SESSID_ID_LEN])
+{
+    uint8_t id[SESSID_ID_LEN];
+    int n = 0;
+    while (n < least || sessid_table_growth_left(t) == 0) {
+        CHECK(lookup(t, n, now, ids != NULL ? ids[n] : id) == 1);
+        n++;
+    }
+    return n;
+}
+
+#define SLOW_KEYS 4000
+
+/* A growth one slot per insert, met by hits, inserts and removals: no id changes. */
+static void ids_stay_while_a_table_grows(void)
+{
+    sessid_table *t = new_table(3600, 0);
+    sessid_table_growth_step(t, 1);
+    static uint8_t ids[SLOW_KEYS][SESSID_ID_LEN];
+    static int gone[SLOW_KEYS];
+    memset(gone, 0, sizeof gone);
+    int met = 0;
+    for (int i = 0; i < SLOW_KEYS; i++) {
+        CHECK(lookup(t, i, 1, ids[i]) == 1);
+        if (sessid_table_growth_left(t) == 0)
+            continue;
+        met++;
+        uint8_t id[SESSID_ID_LEN], digest[SESSID_DIGEST_LEN];
+        int k = i / 2;
+        CHECK(lookup(t, k, 1, id) == gone[k]);
+        CHECK(gone[k] || memcmp(id, ids[k], SESSID_ID_LEN) == 0);
+        memcpy(ids[k], id, SESSID_ID_LEN);
+        gone[k] = 0;
+        if (i % 10 == 0) {
+            digest_of(i / 3, digest);
+            CHECK_STATUS(sessid_table_remove(t, digest, 1), SESSID_OK);
+            gone[i / 3] = 1;
+        }
+        if (i % 100 == 0)
+            CHECK_STATUS(sessid_table_check(t), 0);
+    }
+    CHECK(met > SLOW_KEYS / 2);
+    size_t live = 0;
+    for (int i = 0; i < SLOW_KEYS; i++)
+        live += !gone[i];
+    CHECK(live_count(t, 2) == live);
+    for (int i = 0; i < SLOW_KEYS; i++) {
+        uint8_t id[SESSID_ID_LEN];
+        CHECK(lookup(t, i, 2, id) == gone[i]);
+        CHECK(gone[i] || memcmp(id, ids[i], SESSID_ID_LEN) == 0);
+    }
+    CHECK_STATUS(sessid_table_check(t), 0);
+    sessid_table_free(t);
+}
+
+/* A growth unmaps its old array's pages as it empties them: lookups of absent keys, whose first
+ * slot may lie there, must not read them, and every invariant holds on the way. */
+static void lookups_skip_what_a_growth_gave_back(void)
+{
+    sessid_table *t = new_table(3600, 0);
+    sessid_table_growth_step(t, 4);
+    int checks = 0;
+    for (int i = 0; i < 60000; i++) {
+        uint8_t id[SESSID_ID_LEN], digest[SESSID_DIGEST_LEN];
+        CHECK(lookup(t, i, 0, id) == 1);
+        if (sessid_table_growth_left(t) == 0)
+            continue;
+        digest_of(-1 - i, digest);
+        CHECK(sessid_table_peek(t, digest, 0, 1, id) == 0);
+        CHECK_STATUS(sessid_table_remove(t, digest, 0), SESSID_OK);
+        if (i % 997 == 0) {
+            CHECK_STATUS(sessid_table_check(t), 0);
+            checks++;
+        }
+    }
+    CHECK(checks > 10);
+    CHECK(live_count(t, 0) == 60000);
+    sessid_table_free(t);
+}
+
+/* The oldest entries sit in the old array of a growth under way; expiry walks from them on into
+ * the new array, and eviction takes them first. */
+static void expiry_and_eviction_reach_into_the_old_array(void)
+{
+    sessid_table *t = new_table(10, 0);
+    sessid_table_growth_step(t, 1);
+    int old = fill_until_growing(t, 500, 0, NULL);
+    static uint8_t ids[200][SESSID_ID_LEN];
+    for (int i = 0; i < 200; i++)
+        CHECK(lookup(t, old + i, 5, ids[i]) == 1);
+    CHECK(sessid_table_growth_left(t) > 0);
+    CHECK(sessid_table_purge(t, 10) == (size_t)old);
+    CHECK(sessid_table_growth_left(t) > 0);
+    CHECK_STATUS(sessid_table_check(t), 0);
+    for (int i = 0; i < 200; i++) {
+        uint8_t id[SESSID_ID_LEN];
+        CHECK(lookup(t, old + i, 11, id) == 0);
+        CHECK(memcmp(id, ids[i], SESSID_ID_LEN) == 0);
+    }
+    CHECK(live_count(t, 11) == 200);
+    sessid_table_free(t);
+
+    /* 1,000 entries need 1,178 slots: the growth from 1,014 to them lasts past the 1,000th insert */
+    t = new_table(3600, 1000);
+    sessid_table_growth_step(t, 1);
+    static uint8_t kept[1500][SESSID_ID_LEN];
+    for (int i = 0; i < 1000; i++)
+        CHECK(lookup(t, i, i, kept[i]) == 1);
+    CHECK(sessid_table_growth_left(t) > 500);
+    for (int i = 1000; i < 1500; i++)
+        CHECK(lookup(t, i, i, kept[i]) == 1);           /* each evicts the oldest, key i - 1000 */
+    CHECK(sessid_table_growth_left(t) > 0);
+    CHECK_STATUS(sessid_table_check(t), 0);
+    sessid_stats stats;
+    sessid_table_stats(t, &stats);
+    CHECK(stats.counters[SESSID_STAT_EVICTED] == 500);
+    for (int i = 500; i < 1500; i++) {
+        uint8_t id[SESSID_ID_LEN];
+        CHECK(lookup(t, i, 2000, id) == 0);
+        CHECK(memcmp(id, kept[i], SESSID_ID_LEN) == 0);
+    }
+    sessid_table_free(t);
+}
+
+static void clear_and_dump_while_growing(void)
+{
+    sessid_table *t = new_table(3600, 0);
+    sessid_table_growth_step(t, 1);
+    int n = fill_until_growing(t, 200, 0, NULL);
+    uint8_t *dump = NULL, digest[SESSID_DIGEST_LEN];
+    size_t len = 0;
+    CHECK_STATUS(sessid_table_dump(t, &dump, &len), SESSID_OK);
+    CHECK(len >= sessid_table_footprint(t));
+    int found = 0;
+    for (int i = 0; dump != NULL && i < n; i++) {
+        digest_of(i, digest);
+        found += memmem(dump, len, digest, SESSID_DIGEST_LEN) != NULL;
+    }
+    CHECK(found == n);                  /* those in the old array too */
+    CHECK(dump != NULL && memmem(dump, len, "key-", 4) == NULL);
+    free(dump);
+    sessid_table_clear(t);
+    CHECK(sessid_table_growth_left(t) == 0);
+    CHECK(sessid_table_footprint(t) == 0);
+    CHECK_STATUS(sessid_table_check(t), 0);
+    uint8_t id[SESSID_ID_LEN];
+    for (int i = 0; i < n; i++)
+        CHECK(lookup(t, i, 1, id) == 1);
+    CHECK(live_count(t, 1) == (size_t)n);
+    CHECK_STATUS(sessid_table_check(t), 0);
+    sessid_table_free(t);
+}
+
+/* An insert that must grow the table and cannot have the memory fails and changes nothing, whether
+ * or not a growth is under way (with one slot per insert, most inserts that grow meet one). */
+static void a_growth_without_memory_changes_nothing(void)
+{
+    sessid_table *t = new_table(3600, 0);
+    sessid_table_growth_step(t, 1);
+    static uint8_t ids[SLOW_KEYS][SESSID_ID_LEN];
+    int failures = 0, failed_while_growing = 0;
+    for (int i = 0; i < SLOW_KEYS; i++) {
+        uint8_t digest[SESSID_DIGEST_LEN];
+        digest_of(i, digest);
+        size_t count = live_count(t, 0), left = sessid_table_growth_left(t), held = sessid_table_footprint(t);
+        sessid_table_fail_allocations(1);
+        int rc = sessid_table_get_or_create(t, digest, 0, ids[i], NULL);
+        sessid_table_fail_allocations(0);
+        if (rc == SESSID_ENOMEM) {
+            failures++;
+            failed_while_growing += left > 0;
+            CHECK(live_count(t, 0) == count);
+            CHECK(sessid_table_growth_left(t) == left && sessid_table_footprint(t) == held);
+            CHECK_STATUS(sessid_table_check(t), 0);
+            rc = sessid_table_get_or_create(t, digest, 0, ids[i], NULL);
+        }
+        CHECK_STATUS(rc, SESSID_OK);
+    }
+    CHECK(failures >= 20 && failed_while_growing > 0);
+    for (int i = 0; i < SLOW_KEYS; i++) {
+        uint8_t id[SESSID_ID_LEN];
+        CHECK(lookup(t, i, 1, id) == 0);
+        CHECK(memcmp(id, ids[i], SESSID_ID_LEN) == 0);
     }
     sessid_table_free(t);
 }
@@ -471,7 +774,14 @@ void test_table(void)
     RUN(clear_drops_everything);
     RUN(dump_holds_digests_and_ids_only);
     RUN(model_matches_random_operations);
+    RUN(model_matches_while_tables_grow);
     RUN(memory_stays_within_96_bytes_an_entry);
+    RUN(grows_a_little_per_insert);
+    RUN(ids_stay_while_a_table_grows);
+    RUN(lookups_skip_what_a_growth_gave_back);
+    RUN(expiry_and_eviction_reach_into_the_old_array);
+    RUN(clear_and_dump_while_growing);
+    RUN(a_growth_without_memory_changes_nothing);
     RUN(put_takes_only_version_4_ids);
     RUN(threads_agree_on_one_id);
     RUN(fork_while_another_thread_is_inside);
