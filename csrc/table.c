@@ -274,9 +274,32 @@ static void publish_arrays(sessid_table *t)
  * its own growth; it then ends the old one at once. */
 #define GROWTH_STEP 64
 
+/* The walk has the pages of the new array made ahead of it, this much at a time: an entry moved
+ * into a page not yet there would fault twice (a read maps the zero page, then the write makes
+ * the page), and a page made on purpose costs less than one fault. */
+#define POPULATE_AHEAD ((uintptr_t)64 << 10)
+
 static uintptr_t align_down(uintptr_t address)
 {
     return address & ~(RELEASE_CHUNK - 1);
+}
+
+/* Makes the pages of the new array that the walk is about to write (entries land at about the same
+ * fraction of it as they leave the old one), unless they are there already. */
+static void populate_ahead(sessid_table *t)
+{
+#ifdef MADV_POPULATE_WRITE
+    struct old_array *old = &t->old;
+    uintptr_t base = (uintptr_t)t->slots;
+    uintptr_t next = (uintptr_t)&t->slots[old->next * t->h->capacity / old->capacity];
+    if (old->populated >= base + POPULATE_AHEAD && next < old->populated + POPULATE_AHEAD) {
+        /* A hint, as the others: where the kernel cannot (before Linux 5.14), pages fault in. */
+        (void)madvise((void *)(old->populated - POPULATE_AHEAD), POPULATE_AHEAD, MADV_POPULATE_WRITE);
+        old->populated -= POPULATE_AHEAD;
+    }
+#else
+    (void)t;
+#endif
 }
 
 /* Moves the entry at old slot `from` into the new array and empties the old slot. */
@@ -331,10 +354,12 @@ static void grow_some(sessid_table *t, size_t slots)
             move_across(t, old->next);
         old->next = old->next == 0 ? old->capacity - 1 : old->next - 1;
     }
-    if (old->left == 0)
+    if (old->left == 0) {
         end_growth(t);
-    else
+    } else {
         release_emptied(t);
+        populate_ahead(t);
+    }
 }
 
 /* Makes `slots` (of `capacity` slots, all blank) the table's array, the current one its old array. */
@@ -352,6 +377,8 @@ static void begin_growth(sessid_table *t, struct entry *slots, size_t capacity)
         old->next = old->start == 0 ? old->capacity - 1 : old->start - 1;
         old->left = old->capacity - 1;
         old->released = align_down((uintptr_t)&old->slots[old->start + 1]);
+        size_t bytes = capacity * sizeof(struct entry);
+        old->populated = bytes < OWN_PAGES_FROM ? 0 : (uintptr_t)slots + bytes / POPULATE_AHEAD * POPULATE_AHEAD;
         t->array_bit ^= ARRAY_BIT;
     }
     t->slots = slots;

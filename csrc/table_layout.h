@@ -96,6 +96,7 @@ struct old_array {
     size_t left;                        /* slots still to empty; those from next + 1 to start are blank */
     uintptr_t released;                 /* unmapped: given_back bytes from here */
     size_t given_back;
+    uintptr_t populated;                /* the table's array has its pages from here up; 0: none */
 };
 
 struct sessid_table {
