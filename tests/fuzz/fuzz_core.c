@@ -4,10 +4,14 @@
  *   clang -DSESSID_FAULT_INJECTION -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_core.c \
  *       csrc/(*).c -lcrypto -luuid
  *
- * Input: the first byte sets max_entries (0 = none) and, with its top bit, puts the table in a
- * shared file; the rest is a sequence of commands. With a shared table, two more commands run a
- * get or a purge in a thread that dies at a step the input picks, holding the table's lock: the
- * next call repairs the table, which must then hold every invariant and every id it held. */
+ * Input: the first byte sets max_entries (its low four bits: 0 = none, 1 to 11, or 75 to 300), how
+ * many old slots each insert empties while a private table grows (bits 4 and 5: the table's own, 1,
+ * 4 or 16, so that every operation meets growths under way), and with its top bit puts the table in
+ * a shared file; the rest is a sequence of commands, each an operation and a key (a few hundred, so
+ * that a private table grows several times) and a move of the clock. With a shared table, two more
+ * commands run a get or a purge in a thread that dies at a step the input picks, holding the table's
+ * lock: the next call repairs the table, which must then hold every invariant and every id it held.
+ * Every invariant is checked every 16 commands, whenever a growth begins or ends, and at the end. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,7 +22,7 @@
 #include "../../csrc/sessid.h"
 #include "../../csrc/table_testing.h"
 
-#define KEYS 24
+#define KEYS 384
 #define TTL 8.0
 
 typedef struct {
@@ -83,12 +87,28 @@ static void model_use(struct model *m, int k, const uint8_t id[SESSID_ID_LEN])
 
 static void advance(double *now, int byte, int shared)
 {
-    /* Mostly forward in small steps; now and then far back, which the table must treat as still.
-     * A shared table reads the monotonic clock, which never goes back. */
-    if (shared)
-        *now += byte < 0 ? 0 : (double)(byte % 16) * 0.5;
+    /* Forward in steps of milliseconds (so that hundreds of entries live at once) or of seconds
+     * (so that they expire); now and then far back, which the table must treat as still. A shared
+     * table reads the monotonic clock, which never goes back. */
+    if (byte < 0)
+        return;
+    if (byte >= 250 && !shared)
+        *now -= 100.0;
     else
-        *now += byte < 0 ? 0 : byte >= 250 ? -100.0 : (double)(byte % 16) * 0.5;
+        *now += (double)(byte % 16) * (byte >= 128 ? 0.5 : 0.001);
+}
+
+/* The settings the first byte picks (see the top of this file). */
+static unsigned max_entries_of(int first)
+{
+    unsigned pick = first < 0 ? 0 : (unsigned)first & 15;
+    return pick < 12 ? pick : (pick - 11) * 75;
+}
+
+static size_t growth_step_of(int first)
+{
+    static const size_t steps[] = {0, 1, 4, 16};
+    return first < 0 ? 0 : steps[(first >> 4) & 3];
 }
 
 /* The table learns the time from the calls that pass it `now`; so does the model. */
@@ -290,8 +310,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static int ready;
     if (!ready) {
         for (int k = 0; k < KEYS; k++) {
-            uint8_t key = (uint8_t)k;
-            if (sessid_digest(&key, 1, digests[k]) != SESSID_OK)
+            uint8_t key[2] = {(uint8_t)k, (uint8_t)(k >> 8)};
+            if (sessid_digest(key, sizeof key, digests[k]) != SESSID_OK)
                 abort();
         }
         ready = 1;
@@ -299,30 +319,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct model m;
     memset(&m, 0, sizeof m);
     int first = take(&in);
-    m.max_entries = first < 0 ? 0 : (unsigned)(first & 0x7f) % 12;
+    m.max_entries = max_entries_of(first);
     m.clock = -1e300;
     int shared = first >= 0 && (first & 0x80) != 0;
     char path[64];
     sessid_table *t = open_table(shared, m.max_entries, path), *proto_table;
     if (sessid_table_new(TTL, m.max_entries, &proto_table) != SESSID_OK)
         abort();
+    if (growth_step_of(first) != 0)
+        sessid_table_growth_step(t, growth_step_of(first));
     double now = 0;
-    int command;
+    int command, commands = 0, was_growing = 0;
     while ((command = take(&in)) >= 0) {
-        int k = (command >> 4) % KEYS;
+        int low = take(&in);
+        int k = ((command >> 4) << 8 | (low < 0 ? 0 : low)) % KEYS;
         advance(&now, take(&in), shared);
         int op = command & 15;
-        if (op <= 7)
+        if (op <= 7 || op == 11 || op == 12)
             tell_time(&m, now);
         uint8_t id[SESSID_ID_LEN];
         int created = -1, found = -1;
         switch (op) {
-        case 0: case 1: case 2: case 3: {
+        case 0: case 1: case 2: case 3: case 12: {
             int expect = !model_live(&m, k);
+            /* 12: a get whose allocation fails, should it have to grow the table */
+            sessid_table_fail_allocations(op == 12);
+            int rc = sessid_table_get_or_create(t, digests[k], now, id, &created);
+            sessid_table_fail_allocations(0);
+            if (rc == SESSID_ENOMEM && op == 12 && expect && !shared)
+                break;                  /* and it changed nothing */
+            if (rc != SESSID_OK)
+                abort();
             if (expect)
                 model_evict_if_full(&m);
-            if (sessid_table_get_or_create(t, digests[k], now, id, &created) != SESSID_OK)
-                abort();
             if (created != expect || (!created && memcmp(id, m.keys[k].id, SESSID_ID_LEN) != 0))
                 abort();
             /* A shared table answers a hit on an entry used at this very instant without its
@@ -359,6 +388,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (int i = 0; i < KEYS; i++)
                 m.keys[i].present = 0;
             break;
+        case 11:
+            if (sessid_table_remove(t, digests[k], now) != SESSID_OK)
+                abort();
+            m.keys[k].present = 0;
+            break;
         case 9:
         case 10:
             if (shared) {
@@ -372,7 +406,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             run_protocol(proto_table, digests[k], now, &in);
             break;
         }
+        int growing = sessid_table_growth_left(t) > 0;
+        if ((++commands % 16 == 0 || growing != was_growing) && sessid_table_check(t) != 0)
+            abort();
+        was_growing = growing;
     }
+    if (sessid_table_check(t) != 0)
+        abort();
     sessid_table_free(t);
     sessid_table_free(proto_table);
     if (shared)
