@@ -115,6 +115,23 @@ def test_max_entries_evicts_the_least_recently_used(clock):
     assert store.stats()["evicted"] == 2    # b, then d when b came back
 
 
+def test_every_id_stays_while_the_table_grows(clock):
+    """A table grows a little per insert, keeping the array it grows out of until the inserts that
+    follow have moved its entries across: 300,000 keys take it through 48 growths, and
+    lookups meet entries in either array."""
+    store = sessid.Store(clock=clock)
+    keys = [f"sk-grow-{i}" for i in range(300_000)]
+    ids = []
+    for i, key in enumerate(keys):
+        ids.append(store.get(key))
+        if i % 60_000 == 0:
+            assert store._check() == 0
+    assert len(store) == len(keys)
+    assert [store.get(key) for key in keys] == ids
+    assert store._check() == 0
+    assert store.stats()["misses"] == len(keys) and store.stats()["hits"] == len(keys)
+
+
 def test_purge_len_and_clear(clock):
     store = sessid.Store(ttl=10, clock=clock)
     for i in range(5):
