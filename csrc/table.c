@@ -331,11 +331,27 @@ static void release_emptied(sessid_table *t)
     }
 }
 
+/* Frees what is left of the old array, whose slots must be blank: not the pieces given back, which
+ * other mappings may have taken since. */
+static void release_old_array(struct old_array *old)
+{
+    size_t bytes = old->capacity * sizeof(struct entry);
+    if (bytes < OWN_PAGES_FROM) {
+        release_slots(old->slots, old->capacity);
+        return;
+    }
+    uintptr_t base = (uintptr_t)old->slots, end = base + bytes, after = old->released + old->given_back;
+    if (old->released > base)
+        munmap(old->slots, old->released - base);
+    if (after < end)
+        munmap((void *)after, end - after);
+}
+
 /* The old array is empty: frees it, and lets the kernel gather the new one into huge pages. */
 static void end_growth(sessid_table *t)
 {
     struct old_array *old = &t->old;
-    release_slots(old->slots, old->capacity);
+    release_old_array(old);
     memset(old, 0, sizeof *old);
     publish_arrays(t);
     size_t bytes = t->h->capacity * sizeof(struct entry);
@@ -377,6 +393,8 @@ static void begin_growth(sessid_table *t, struct entry *slots, size_t capacity)
         old->next = old->start == 0 ? old->capacity - 1 : old->start - 1;
         old->left = old->capacity - 1;
         old->released = align_down((uintptr_t)&old->slots[old->start + 1]);
+        if (old->released < (uintptr_t)old->slots)
+            old->released = (uintptr_t)old->slots;     /* an array smaller than a piece */
         size_t bytes = capacity * sizeof(struct entry);
         old->populated = bytes < OWN_PAGES_FROM ? 0 : (uintptr_t)slots + bytes / POPULATE_AHEAD * POPULATE_AHEAD;
         t->array_bit ^= ARRAY_BIT;
@@ -398,7 +416,7 @@ static void drop_arrays(sessid_table *t)
         } else {
             memset(old->slots + old->start + 1, 0, (old->next - old->start) * sizeof(struct entry));
         }
-        release_slots(old->slots, old->capacity);
+        release_old_array(old);
         memset(old, 0, sizeof *old);
     }
     free_slots(t->slots, t->h->capacity);

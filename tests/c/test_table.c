@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -640,6 +641,39 @@ static void lookups_skip_what_a_growth_gave_back(void)
     sessid_table_free(t);
 }
 
+/* The pieces a growth gives back are the kernel's again, and a mapping made meanwhile may land on
+ * them: the end of the growth must unmap only what is left of its old array. */
+static void a_growth_unmaps_only_its_own_pages(void)
+{
+    sessid_table *t = new_table(3600, 0);
+    sessid_table_growth_step(t, 8);
+    uint8_t id[SESSID_ID_LEN];
+    int n = fill_until_growing(t, 20000, 0, NULL);
+    size_t held = sessid_table_footprint(t);
+    while (sessid_table_growth_left(t) > 0 && sessid_table_footprint(t) >= held)
+        CHECK(lookup(t, n++, 0, id) == 1);
+    CHECK(sessid_table_growth_left(t) > 0);
+    enum { MAPS = 64, MAP_BYTES = 256 << 10 };
+    unsigned char *maps[MAPS];
+    for (int i = 0; i < MAPS; i++) {
+        maps[i] = mmap(NULL, MAP_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(maps[i] != MAP_FAILED);
+        if (maps[i] != MAP_FAILED)
+            memset(maps[i], 0x5a, MAP_BYTES);
+    }
+    while (sessid_table_growth_left(t) > 0)
+        CHECK(lookup(t, n++, 0, id) == 1);
+    for (int i = 0; i < MAPS; i++) {
+        if (maps[i] == MAP_FAILED)
+            continue;
+        CHECK(maps[i][0] == 0x5a && maps[i][MAP_BYTES - 1] == 0x5a);
+        munmap(maps[i], MAP_BYTES);
+    }
+    CHECK_STATUS(sessid_table_check(t), 0);
+    CHECK(live_count(t, 0) == (size_t)n);
+    sessid_table_free(t);
+}
+
 /* The oldest entries sit in the old array of a growth under way; expiry walks from them on into
  * the new array, and eviction takes them first. */
 static void expiry_and_eviction_reach_into_the_old_array(void)
@@ -779,6 +813,7 @@ void test_table(void)
     RUN(grows_a_little_per_insert);
     RUN(ids_stay_while_a_table_grows);
     RUN(lookups_skip_what_a_growth_gave_back);
+    RUN(a_growth_unmaps_only_its_own_pages);
     RUN(expiry_and_eviction_reach_into_the_old_array);
     RUN(clear_and_dump_while_growing);
     RUN(a_growth_without_memory_changes_nothing);
