@@ -11,6 +11,7 @@
 #include "../../csrc/sessid.h"
 #include "../../csrc/table_testing.h"
 #include "check.h"
+#include "model.h"
 #include "tests.h"
 
 static void digest_of(int n, uint8_t out[SESSID_DIGEST_LEN])
@@ -372,54 +373,6 @@ struct model_run {
     double tick;                    /* time moves on by up to 6 ticks a step */
 };
 
-struct model_entry {
-    int present;
-    uint8_t id[SESSID_ID_LEN];
-    double last_use;
-    unsigned long order;            /* when it was last used, to break ties in last_use */
-};
-
-struct model {
-    struct model_entry *keys;
-    int count;
-    uint64_t max_entries;
-    double clock;
-    unsigned long order;
-};
-
-static int model_is_live(const struct model *m, int k)
-{
-    return m->keys[k].present && m->keys[k].last_use + 10 > m->clock;
-}
-
-static int model_live(const struct model *m)
-{
-    int live = 0;
-    for (int i = 0; i < m->count; i++)
-        live += model_is_live(m, i);
-    return live;
-}
-
-/* Before a new entry: a full table drops its least recently used live one. */
-static void model_make_room(struct model *m)
-{
-    if (m->max_entries == 0 || (uint64_t)model_live(m) < m->max_entries)
-        return;
-    int lru = -1;
-    for (int i = 0; i < m->count; i++)
-        if (model_is_live(m, i) && (lru < 0 || m->keys[i].order < m->keys[lru].order))
-            lru = i;
-    m->keys[lru].present = 0;
-}
-
-static void model_use(struct model *m, int k, const uint8_t id[SESSID_ID_LEN])
-{
-    m->keys[k].present = 1;
-    memcpy(m->keys[k].id, id, SESSID_ID_LEN);
-    m->keys[k].last_use = m->clock;
-    m->keys[k].order = ++m->order;
-}
-
 static unsigned long next_random(unsigned long *state)
 {
     *state = *state * 6364136223846793005ul + 1442695040888963407ul;
@@ -432,7 +385,7 @@ static int run_model(const struct model_run *run)
     sessid_table *t = new_table(10, run->max_entries);
     if (run->growth_step != 0)
         sessid_table_growth_step(t, run->growth_step);
-    struct model m = {calloc((size_t)run->keys, sizeof *m.keys), run->keys, run->max_entries, 0, 0};
+    struct model m = {calloc((size_t)run->keys, sizeof *m.keys), run->keys, 10, run->max_entries, 0, 0};
     uint8_t (*digests)[SESSID_DIGEST_LEN] = malloc((size_t)run->keys * SESSID_DIGEST_LEN);
     CHECK(m.keys != NULL && digests != NULL);
     if (m.keys == NULL || digests == NULL) {
@@ -477,7 +430,7 @@ static int run_model(const struct model_run *run)
             CHECK_STATUS(sessid_table_remove(t, digests[k], now), SESSID_OK);
             e->present = 0;
         } else if (op == 14) {
-            wrong = live_count(t, now) != (size_t)model_live(&m);
+            wrong = live_count(t, now) != model_live(&m);
         } else {
             sessid_table_purge(t, now);
         }

@@ -21,6 +21,7 @@
 
 #include "../../csrc/sessid.h"
 #include "../../csrc/table_testing.h"
+#include "../c/model.h"
 
 #define KEYS 384
 #define TTL 8.0
@@ -36,53 +37,6 @@ static int take(input *in)
         return -1;
     in->size--;
     return *in->data++;
-}
-
-/* The model: what the table must answer, from sessid's documented semantics alone. */
-struct model_entry {
-    int present;
-    uint8_t id[SESSID_ID_LEN];
-    double last_use;
-    unsigned long order;
-};
-
-struct model {
-    struct model_entry keys[KEYS];
-    unsigned long order;
-    double clock;
-    unsigned max_entries;
-};
-
-static int model_live(const struct model *m, int k)
-{
-    return m->keys[k].present && m->keys[k].last_use + TTL > m->clock;
-}
-
-static size_t model_count(const struct model *m)
-{
-    size_t n = 0;
-    for (int k = 0; k < KEYS; k++)
-        n += (size_t)model_live(m, k);
-    return n;
-}
-
-static void model_evict_if_full(struct model *m)
-{
-    if (m->max_entries == 0 || model_count(m) < m->max_entries)
-        return;
-    int lru = -1;
-    for (int k = 0; k < KEYS; k++)
-        if (model_live(m, k) && (lru < 0 || m->keys[k].order < m->keys[lru].order))
-            lru = k;
-    m->keys[lru].present = 0;
-}
-
-static void model_use(struct model *m, int k, const uint8_t id[SESSID_ID_LEN])
-{
-    m->keys[k].present = 1;
-    memcpy(m->keys[k].id, id, SESSID_ID_LEN);
-    m->keys[k].last_use = m->clock;
-    m->keys[k].order = ++m->order;
 }
 
 static void advance(double *now, int byte, int shared)
@@ -246,10 +200,8 @@ static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[]
                        int k, double now, int step, int purge, double *clock_after)
 {
     int victim = -1;
-    if (!purge && !model_live(m, k) && m->max_entries != 0 && model_count(m) >= m->max_entries)
-        for (int i = 0; i < KEYS; i++)
-            if (model_live(m, i) && (victim < 0 || m->keys[i].order < m->keys[victim].order))
-                victim = i;
+    if (!purge && !model_is_live(m, k) && m->max_entries != 0 && model_live(m) >= m->max_entries)
+        victim = model_least_recent(m);
     struct doomed d = {t, digests[k], now, step, purge, 0};
     pthread_t thread;
     if (pthread_create(&thread, NULL, doomed_call, &d) != 0 || pthread_join(thread, NULL) != 0)
@@ -262,7 +214,7 @@ static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[]
             m->keys[i].present = 0;
         }
     }
-    if (sessid_table_live(t, now) != model_count(m) || sessid_table_check(t) != 0)
+    if (sessid_table_live(t, now) != model_live(m) || sessid_table_check(t) != 0)
         abort();
     /* A repair orders entries used at one instant by slot, which the model cannot know: use every
      * live key again, one at a time and in the model's order, so that both agree from here on. */
@@ -272,7 +224,7 @@ static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[]
         m->clock = now;
         int next = -1;
         for (int i = 0; i < KEYS; i++)
-            if (model_live(m, i) && m->keys[i].order <= before
+            if (model_is_live(m, i) && m->keys[i].order <= before
                 && (next < 0 || m->keys[i].order < m->keys[next].order))
                 next = i;
         if (next < 0)
@@ -286,7 +238,7 @@ static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[]
     }
 }
 
-static sessid_table *open_table(int shared, unsigned max_entries, char *path)
+static sessid_table *open_table(int shared, uint64_t max_entries, char *path)
 {
     sessid_table *t = NULL;
     if (!shared) {
@@ -316,11 +268,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         ready = 1;
     }
-    struct model m;
-    memset(&m, 0, sizeof m);
+    static struct model_entry keys[KEYS];
+    memset(keys, 0, sizeof keys);
     int first = take(&in);
-    m.max_entries = max_entries_of(first);
-    m.clock = -1e300;
+    struct model m = {keys, KEYS, TTL, max_entries_of(first), -1e300, 0};
     int shared = first >= 0 && (first & 0x80) != 0;
     char path[64];
     sessid_table *t = open_table(shared, m.max_entries, path), *proto_table;
@@ -341,7 +292,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int created = -1, found = -1;
         switch (op) {
         case 0: case 1: case 2: case 3: case 12: {
-            int expect = !model_live(&m, k);
+            int expect = !model_is_live(&m, k);
             /* 12: a get whose allocation fails, should it have to grow the table */
             sessid_table_fail_allocations(op == 12);
             int rc = sessid_table_get_or_create(t, digests[k], now, id, &created);
@@ -351,7 +302,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (rc != SESSID_OK)
                 abort();
             if (expect)
-                model_evict_if_full(&m);
+                model_make_room(&m);
             if (created != expect || (!created && memcmp(id, m.keys[k].id, SESSID_ID_LEN) != 0))
                 abort();
             /* A shared table answers a hit on an entry used at this very instant without its
@@ -362,7 +313,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         case 4:
             found = sessid_table_peek(t, digests[k], now, 3.0, id);
-            if (found != (model_live(&m, k) && m.clock < m.keys[k].last_use + 3.0))
+            if (found != (model_is_live(&m, k) && m.clock < m.keys[k].last_use + 3.0))
                 abort();
             if (found && memcmp(id, m.keys[k].id, SESSID_ID_LEN) != 0)
                 abort();
@@ -370,8 +321,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 5:
             if (sessid_id_new(id) != SESSID_OK)
                 abort();
-            if (!model_live(&m, k))
-                model_evict_if_full(&m);
+            if (!model_is_live(&m, k))
+                model_make_room(&m);
             if (sessid_table_put(t, digests[k], id, now) != SESSID_OK)
                 abort();
             model_use(&m, k, id);
@@ -380,7 +331,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sessid_table_purge(t, now);
             break;
         case 7:
-            if (sessid_table_live(t, now) != model_count(&m))
+            if (sessid_table_live(t, now) != model_live(&m))
                 abort();
             break;
         case 8:
