@@ -201,23 +201,21 @@ static size_t reclaim_expired(sessid_table *t, double now, size_t budget)
 
 /* ---- slot arrays of a private table ---- */
 
-/* Slot arrays of at least this many bytes get pages of their own from the kernel, and give them back
- * when freed: from malloc's heap, the arrays a table has grown out of would stay resident. */
-#define OWN_PAGES_FROM (64 * 1024)
+/* A piece of memory, the table's `piece` bytes unless a test sets it (sessid_table_growth_pieces).
+ * Slot arrays of at least a piece get pages of their own from the kernel, and give them back when
+ * freed: from malloc's heap, the arrays a table has grown out of would stay resident. A growth makes
+ * the new array's pages and gives back the old array's a piece at a time, at addresses aligned to
+ * it: work any call can pay for (the kernel frees small pages one by one, 2 MiB of them in some
+ * 60 us). A piece given back is unmapped, page tables and all: unmapping the whole array at the end
+ * would walk all of them, some 100 us for 60 MiB. */
+#define PIECE ((size_t)64 << 10)
 
-/* The old array is unmapped in pieces of this size, aligned to it, as the walk empties them. The
- * kernel frees small pages one by one (2 MiB of them take some 60 us), so a piece is small enough
- * for any call to pay for; a huge page gathered meanwhile is split, for less. Unmapping (rather
- * than only dropping the pages) also frees their page tables as it goes: an unmap of the whole
- * array at the end would walk all of them, some 100 us for 60 MiB. */
-#define RELEASE_CHUNK ((uintptr_t)256 << 10)
-
-static struct entry *alloc_slots(size_t capacity)
+static struct entry *alloc_slots(size_t capacity, size_t piece)
 {
     size_t bytes = capacity * sizeof(struct entry);
     if (allocation_fails())
         return NULL;
-    if (bytes < OWN_PAGES_FROM)
+    if (bytes < piece)
         return calloc(capacity, sizeof(struct entry));
     void *pages = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (pages == MAP_FAILED)
@@ -231,23 +229,23 @@ static struct entry *alloc_slots(size_t capacity)
 }
 
 /* Gives a slot array back; every slot must be blank already. */
-static void release_slots(struct entry *slots, size_t capacity)
+static void release_slots(struct entry *slots, size_t capacity, size_t piece)
 {
     if (slots == NULL)
         return;
     size_t bytes = capacity * sizeof(struct entry);
-    if (bytes < OWN_PAGES_FROM)
+    if (bytes < piece)
         free(slots);
     else
         munmap(slots, bytes);
 }
 
 /* Wipes (digests and ids do not linger in freed memory) and frees a private slot array. */
-static void free_slots(struct entry *slots, size_t capacity)
+static void free_slots(struct entry *slots, size_t capacity, size_t piece)
 {
     if (slots != NULL)
         memset(slots, 0, capacity * sizeof(struct entry));
-    release_slots(slots, capacity);
+    release_slots(slots, capacity, piece);
 }
 
 /* Tells entry_at, and the lock-free prefetch, where the arrays are now. */
@@ -274,28 +272,25 @@ static void publish_arrays(sessid_table *t)
  * its own growth; it then ends the old one at once. */
 #define GROWTH_STEP 64
 
-/* The walk has the pages of the new array made ahead of it, this much at a time: an entry moved
- * into a page not yet there would fault twice (a read maps the zero page, then the write makes
- * the page), and a page made on purpose costs less than one fault. */
-#define POPULATE_AHEAD ((uintptr_t)64 << 10)
-
-static uintptr_t align_down(uintptr_t address)
+static uintptr_t align_down(uintptr_t address, size_t piece)
 {
-    return address & ~(RELEASE_CHUNK - 1);
+    return address & ~((uintptr_t)piece - 1);
 }
 
-/* Makes the pages of the new array that the walk is about to write (entries land at about the same
- * fraction of it as they leave the old one), unless they are there already. */
+/* Makes the pages of the piece of the new array below those made, once the walk comes within a
+ * piece of them (entries land at about the same fraction of it as they leave the old one): an entry
+ * moved into a page not yet there would fault twice (a read maps the zero page, then the write
+ * makes the page), and a page made on purpose costs less than one fault. */
 static void populate_ahead(sessid_table *t)
 {
 #ifdef MADV_POPULATE_WRITE
     struct old_array *old = &t->old;
-    uintptr_t base = (uintptr_t)t->slots;
+    uintptr_t base = (uintptr_t)t->slots, piece = t->piece;
     uintptr_t next = (uintptr_t)&t->slots[old->next * t->h->capacity / old->capacity];
-    if (old->populated >= base + POPULATE_AHEAD && next < old->populated + POPULATE_AHEAD) {
+    if (old->populated >= base + piece && next < old->populated + piece) {
         /* A hint, as the others: where the kernel cannot (before Linux 5.14), pages fault in. */
-        (void)madvise((void *)(old->populated - POPULATE_AHEAD), POPULATE_AHEAD, MADV_POPULATE_WRITE);
-        old->populated -= POPULATE_AHEAD;
+        (void)madvise((void *)(old->populated - piece), piece, MADV_POPULATE_WRITE);
+        old->populated -= piece;
     }
 #else
     (void)t;
@@ -320,10 +315,10 @@ static void move_across(sessid_table *t, size_t from)
 static void release_emptied(sessid_table *t)
 {
     struct old_array *old = &t->old;
-    if (old->capacity * sizeof(struct entry) < OWN_PAGES_FROM)
+    if (old->capacity * sizeof(struct entry) < t->piece)
         return;
     size_t from = old->next < old->start ? old->next + 2 : 1;
-    uintptr_t emptied = align_down((uintptr_t)&old->slots[from] + RELEASE_CHUNK - 1);
+    uintptr_t emptied = align_down((uintptr_t)&old->slots[from] + t->piece - 1, t->piece);
     /* Wiped already; should the kernel refuse (it may not split the mapping), the piece waits. */
     if (emptied < old->released && munmap((void *)emptied, old->released - emptied) == 0) {
         old->given_back += old->released - emptied;
@@ -333,11 +328,11 @@ static void release_emptied(sessid_table *t)
 
 /* Frees what is left of the old array, whose slots must be blank: not the pieces given back, which
  * other mappings may have taken since. */
-static void release_old_array(struct old_array *old)
+static void release_old_array(struct old_array *old, size_t piece)
 {
     size_t bytes = old->capacity * sizeof(struct entry);
-    if (bytes < OWN_PAGES_FROM) {
-        release_slots(old->slots, old->capacity);
+    if (bytes < piece) {
+        release_slots(old->slots, old->capacity, piece);
         return;
     }
     uintptr_t base = (uintptr_t)old->slots, end = base + bytes, after = old->released + old->given_back;
@@ -351,13 +346,13 @@ static void release_old_array(struct old_array *old)
 static void end_growth(sessid_table *t)
 {
     struct old_array *old = &t->old;
-    release_old_array(old);
+    release_old_array(old, t->piece);
     memset(old, 0, sizeof *old);
     publish_arrays(t);
     size_t bytes = t->h->capacity * sizeof(struct entry);
     /* A hint, as in alloc_slots: huge pages spare a large table a TLB miss on most lookups. The
      * kernel's khugepaged gathers the pages in its own time, no call waits for it. */
-    if (bytes >= OWN_PAGES_FROM)
+    if (bytes >= t->piece)
         (void)madvise(t->slots, bytes, MADV_HUGEPAGE);
 }
 
@@ -392,11 +387,11 @@ static void begin_growth(sessid_table *t, struct entry *slots, size_t capacity)
             old->start--;           /* at most MAX_LOAD full: there is an empty slot */
         old->next = old->start == 0 ? old->capacity - 1 : old->start - 1;
         old->left = old->capacity - 1;
-        old->released = align_down((uintptr_t)&old->slots[old->start + 1]);
+        old->released = align_down((uintptr_t)&old->slots[old->start + 1], t->piece);
         if (old->released < (uintptr_t)old->slots)
             old->released = (uintptr_t)old->slots;     /* an array smaller than a piece */
         size_t bytes = capacity * sizeof(struct entry);
-        old->populated = bytes < OWN_PAGES_FROM ? 0 : (uintptr_t)slots + bytes / POPULATE_AHEAD * POPULATE_AHEAD;
+        old->populated = bytes < t->piece ? 0 : (uintptr_t)slots + bytes / t->piece * t->piece;
         t->array_bit ^= ARRAY_BIT;
     }
     t->slots = slots;
@@ -416,10 +411,10 @@ static void drop_arrays(sessid_table *t)
         } else {
             memset(old->slots + old->start + 1, 0, (old->next - old->start) * sizeof(struct entry));
         }
-        release_old_array(old);
+        release_old_array(old, t->piece);
         memset(old, 0, sizeof *old);
     }
-    free_slots(t->slots, t->h->capacity);
+    free_slots(t->slots, t->h->capacity, t->piece);
     t->slots = NULL;
     t->h->capacity = 0;
     publish_arrays(t);
@@ -444,7 +439,7 @@ static int reserve_one(sessid_table *t)
     size_t grown = h->capacity < MIN_SLOTS ? MIN_SLOTS : (size_t)ceil((double)h->capacity * GROWTH);
     size_t enough = slots_for(limit);
     size_t capacity = grown < enough ? grown : enough;
-    struct entry *slots = alloc_slots(capacity);
+    struct entry *slots = alloc_slots(capacity, t->piece);
     if (slots == NULL)
         return SESSID_ENOMEM;
     if (growing(t))
@@ -540,6 +535,7 @@ static sessid_table *new_handle(void)
     memset(t, 0, sizeof *t);
     t->h = &t->own;
     t->growth_step = GROWTH_STEP;
+    t->piece = PIECE;
     t->file.fd = -1;
     atomic_init(&t->prefetch_slots, NULL);
     atomic_init(&t->prefetch_capacity, 0);

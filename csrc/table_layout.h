@@ -108,6 +108,7 @@ struct sessid_table {
     uint32_t array_bit;                 /* bit 31 of the slot numbers of `slots` */
     struct entry *arrays[2];            /* slots and old.slots, by bit 31 of their slot numbers */
     size_t growth_step;                 /* old slots an insert empties while the table grows */
+    size_t piece;                       /* bytes a private table maps, makes or gives back at once */
     _Atomic(struct entry *) prefetch_slots;     /* copies of slots and capacity for the lock-free */
     atomic_size_t prefetch_capacity;            /* prefetch hint; they may be out of date */
     sessid_shared_file file;            /* a shared table's mapping; base is NULL for a private one */

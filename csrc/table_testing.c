@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "status.h"
 #include "table_layout.h"
@@ -46,6 +47,20 @@ void sessid_table_growth_step(sessid_table *t, size_t slots)
     if (sessid_table_lock(t) != SESSID_OK)
         return;
     t->growth_step = slots > 0 ? slots : 1;
+    sessid_table_unlock(t);
+}
+
+void sessid_table_growth_pieces(sessid_table *t, size_t bytes)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || sessid_table_lock(t) != SESSID_OK)
+        return;
+    if (t->h->capacity == 0 && !is_shared(t)) {
+        size_t piece = (size_t)page;
+        while (piece <= bytes / 2)
+            piece *= 2;
+        t->piece = piece;
+    }
     sessid_table_unlock(t);
 }
 

@@ -23,6 +23,11 @@ int sessid_table_dump(sessid_table *table, uint8_t **out, size_t *len);
  * everything left across. */
 void sessid_table_growth_step(sessid_table *table, size_t slots);
 
+/* For a private table that has no slots yet: arrays of at least `bytes` get pages of their own, and
+ * a growth makes and gives back their pages `bytes` at a time (64 KiB unless set; rounded down to a
+ * power of two, at least a page), so that small tables go through what large ones do. */
+void sessid_table_growth_pieces(sessid_table *table, size_t bytes);
+
 /* The slots of its old array a growing table has still to empty; 0 when it is not growing. */
 size_t sessid_table_growth_left(sessid_table *table);
 

@@ -369,6 +369,7 @@ struct model_run {
     int keys;
     uint64_t max_entries;
     size_t growth_step;             /* 0: the table's own */
+    size_t pieces;                  /* 0: the table's own */
     int steps;
     double tick;                    /* time moves on by up to 6 ticks a step */
 };
@@ -385,6 +386,8 @@ static int run_model(const struct model_run *run)
     sessid_table *t = new_table(10, run->max_entries);
     if (run->growth_step != 0)
         sessid_table_growth_step(t, run->growth_step);
+    if (run->pieces != 0)
+        sessid_table_growth_pieces(t, run->pieces);
     struct model m = {calloc((size_t)run->keys, sizeof *m.keys), run->keys, 10, run->max_entries, 0, 0};
     uint8_t (*digests)[SESSID_DIGEST_LEN] = malloc((size_t)run->keys * SESSID_DIGEST_LEN);
     CHECK(m.keys != NULL && digests != NULL);
@@ -456,12 +459,13 @@ static void model_matches_random_operations(void)
 }
 
 /* With a growth step of one slot, a growth lasts as long as the old array has slots, and most
- * operations meet one under way (and inserts that must grow again catch up with it). */
+ * operations meet one under way (and inserts that must grow again catch up with it). Pieces of a
+ * page give these small tables the mapped arrays, made and given back as they go, of large ones. */
 static void model_matches_while_tables_grow(void)
 {
     int light = getenv("SESSID_TEST_LIGHT") != NULL;
-    struct model_run unbounded = {.keys = 3000, .growth_step = 1, .steps = light ? 20000 : 60000,
-                                  .tick = 0.001};
+    struct model_run unbounded = {.keys = 3000, .growth_step = 1, .pieces = 4096,
+                                  .steps = light ? 20000 : 60000, .tick = 0.001};
     struct model_run bounded = unbounded;
     bounded.max_entries = 1500;
     int steps = unbounded.steps;
@@ -532,6 +536,7 @@ static void ids_stay_while_a_table_grows(void)
 {
     sessid_table *t = new_table(3600, 0);
     sessid_table_growth_step(t, 1);
+    sessid_table_growth_pieces(t, 4096);
     static uint8_t ids[SLOW_KEYS][SESSID_ID_LEN];
     static int gone[SLOW_KEYS];
     memset(gone, 0, sizeof gone);

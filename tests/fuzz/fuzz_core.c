@@ -6,8 +6,9 @@
  *
  * Input: the first byte sets max_entries (its low four bits: 0 = none, 1 to 11, or 75 to 300), how
  * many old slots each insert empties while a private table grows (bits 4 and 5: the table's own, 1,
- * 4 or 16, so that every operation meets growths under way), and with its top bit puts the table in
- * a shared file; the rest is a sequence of commands, each an operation and a key (a few hundred, so
+ * 4 or 16, so that every operation meets growths under way), whether its arrays are mapped, made
+ * and given back a page at a time (bit 6: as large tables' are, 64 KiB at a time), and with its top
+ * bit puts the table in a shared file; the rest is a sequence of commands, each an operation and a key (a few hundred, so
  * that a private table grows several times) and a move of the clock. With a shared table, two more
  * commands run a get or a purge in a thread that dies at a step the input picks, holding the table's
  * lock: the next call repairs the table, which must then hold every invariant and every id it held.
@@ -279,6 +280,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (growth_step_of(first) != 0)
         sessid_table_growth_step(t, growth_step_of(first));
+    if (first >= 0 && (first & 0x40) != 0)
+        sessid_table_growth_pieces(t, 4096);
     double now = 0;
     int command, commands = 0, was_growing = 0;
     while ((command = take(&in)) >= 0) {
