@@ -23,6 +23,10 @@
 #define MAX_LOAD 0.85       /* grow beyond 85% full ... */
 #define GROWTH 1.2          /* ... by 20%: it stays at least 70% full, <= 91 bytes an entry */
 
+/* The most slots an array has, slots_for(SESSID_TABLE_LIMIT), leave bit 31 of a slot number free
+ * to name the array, and never make NIL. */
+_Static_assert(SESSID_TABLE_LIMIT * 100 / 85 + 2 < ARRAY_BIT - 1, "slot numbers fit in 31 bits");
+
 /* ---- counters (under the lock) ---- */
 
 int sessid_table_lock(sessid_table *t)
