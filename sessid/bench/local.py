@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import resource
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -107,9 +108,10 @@ class Workloads(HitKeys):
         table.footer = f"(median of {self.repeat} passes, each into an empty table; loop overhead of {overhead:.0f} ns subtracted)"
         return table
 
-    def _filled(self, c: Contender, keys: Sequence[str]) -> tuple[Any, float, list[int]]:
+    def _filled(self, c: Contender, keys: Sequence[str]) -> tuple[Any, float, list[int], int]:
         """A contender filled with keys under a TTL just longer than the fill takes, so that nothing
-        expires before the fill is done; returns it, the TTL, and each fill call's latency."""
+        expires before the fill is done; returns it, the TTL, each fill call's latency, and how many
+        times the kernel took the CPU from the fill meanwhile."""
         probe = c.make(HOUR)  # type: ignore[misc]  # callers pass only contenders that have a make
         sample = keys[: len(keys) // 50 or 1]
         started = time.perf_counter()
@@ -119,7 +121,9 @@ class Workloads(HitKeys):
         del probe
         gc.collect()
         cache = c.make(ttl)  # type: ignore[misc]  # callers pass only contenders that have a make
-        return cache, ttl, per_call_latencies(cache.get, keys)
+        before = preemptions()
+        latencies = per_call_latencies(cache.get, keys)
+        return cache, ttl, latencies, preemptions() - before
 
     def expiry(self) -> tuple[Table, Table, Table, Table]:
         """Fills the table, lets every entry expire, then times each get of a new key: the table
@@ -135,10 +139,10 @@ class Workloads(HitKeys):
                 for rows in (mean_rows, max_rows, fill_rows, tail_rows):
                     rows.append(Row(c.name, None, c.missing))
                 continue
-            cache, ttl, filling = self._filled(c, old)
+            cache, ttl, filling, preempted = self._filled(c, old)
             fill_rows.append(Row(c.name, max(filling) / 1000, f"p99.99 {percentile(filling, 0.9999) / 1000:.1f} µs"))
             tail_rows.append(Row(c.name, percentile(filling, 0.99999) / 1000,
-                                 f"{slower_than(filling, 100_000):,} calls over 100 µs"))
+                                 f"{slower_than(filling, 100_000):,} over 100 µs, {preempted:,} preemptions"))
             if c.floor:                 # no table: what the machine alone does to a call's tail
                 continue
             time.sleep(ttl * 1.05)
@@ -157,7 +161,8 @@ class Workloads(HitKeys):
                        " the floors keep no table)")
         tail = Table(f"{fill}: the 99.999th percentile call", "µs", tail_rows,
                      f"(each call timed on its own; at most {tail_rank(len(old)) - 1:,} of the {len(old):,} calls took longer;"
-                     " the floors keep no table: their tail is the machine's own)")
+                     " the floors keep no table: their tail is the machine's own, as are the times the kernel"
+                     " gave the CPU to another thread in the middle of the fill)")
         return mean, worst, growth, tail
 
     def purge(self) -> Table:
@@ -170,7 +175,7 @@ class Workloads(HitKeys):
             if c.make is None:
                 rows.append(Row(c.name, None, c.missing))
                 continue
-            cache, ttl, _ = self._filled(c, old)
+            cache, ttl, _, _ = self._filled(c, old)
             time.sleep(ttl * 1.05)
             start = time.perf_counter_ns()
             dropped = cache.purge()
@@ -215,6 +220,11 @@ def tail_rank(calls: int) -> int:
 
 def slower_than(latencies: Sequence[int], ns: int) -> int:
     return sum(1 for latency in latencies if latency > ns)
+
+
+def preemptions() -> int:
+    """How many times the kernel has taken the CPU from this thread to give it to another."""
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
 
 
 def per_call_latencies(get: Callable[[str], Any], keys: Sequence[str]) -> list[int]:
