@@ -252,11 +252,19 @@ static void free_slots(struct entry *slots, size_t capacity, size_t piece)
     release_slots(slots, capacity, piece);
 }
 
+/* Where an array would start were the slot numbers of its slots indexes (the slot number of its
+ * slot 0 is 0 or 2^31): unsigned arithmetic, which wraps, and entry_at's product wraps back. */
+static uintptr_t biased(const struct entry *slots, uint32_t bit)
+{
+    return (uintptr_t)slots - (uintptr_t)bit * sizeof(struct entry);
+}
+
 /* Tells entry_at, and the lock-free prefetch, where the arrays are now. */
 static void publish_arrays(sessid_table *t)
 {
-    t->arrays[t->array_bit >> 31] = t->slots;
-    t->arrays[(t->array_bit ^ ARRAY_BIT) >> 31] = t->old.slots;
+    uint32_t old_bit = t->array_bit ^ ARRAY_BIT;
+    t->arrays[t->array_bit >> 31] = biased(t->slots, t->array_bit);
+    t->arrays[old_bit >> 31] = biased(t->old.slots, old_bit);
     atomic_store_explicit(&t->prefetch_slots, t->slots, memory_order_relaxed);
     atomic_store_explicit(&t->prefetch_capacity, t->h->capacity, memory_order_relaxed);
 }

@@ -104,9 +104,10 @@ struct sessid_table {
     struct head *h;                     /* &own, or in the shared file */
     struct quick_hits *quick;           /* a shared table's, in its file; NULL for a private one */
     struct entry *slots;
-    struct old_array old;               /* a private table's, while it grows */
+    uintptr_t arrays[2];                /* where slots and old.slots would start were their slot
+                                         * numbers indexes: by bit 31 of those numbers (entry_at) */
     uint32_t array_bit;                 /* bit 31 of the slot numbers of `slots` */
-    struct entry *arrays[2];            /* slots and old.slots, by bit 31 of their slot numbers */
+    struct old_array old;               /* a private table's, while it grows */
     size_t growth_step;                 /* old slots an insert empties while the table grows */
     size_t piece;                       /* bytes a private table maps, makes or gives back at once */
     _Atomic(struct entry *) prefetch_slots;     /* copies of slots and capacity for the lock-free */
@@ -252,11 +253,12 @@ static inline size_t slot_index(uint32_t slot)
     return slot & ~ARRAY_BIT;
 }
 
-/* The entry in the slot a slot number names (not NIL). No branch: a hit, which goes through here
- * several times, costs the same whether or not a growth is under way. */
+/* The entry in the slot a slot number names (not NIL): one load and a multiply-add, with no branch,
+ * so a hit, which comes here several times, costs what it did before tables grew a little at a
+ * time, whether or not a growth is under way. */
 static inline struct entry *entry_at(const sessid_table *t, uint32_t slot)
 {
-    return &t->arrays[slot >> 31][slot_index(slot)];
+    return (struct entry *)(t->arrays[slot >> 31] + (uintptr_t)slot * sizeof(struct entry));
 }
 
 static inline int growing(const sessid_table *t)
