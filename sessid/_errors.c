@@ -87,24 +87,12 @@ PyObject *sessidpy_raise_kv_failure(sessidpy_state *state, sessidpy_kv_failure *
                          Py_XNewRef(failure->error));
 }
 
-static PyObject *load_log_hidden(sessidpy_state *state)
-{
-    if (state->log_hidden == NULL) {
-        PyObject *log = PyImport_ImportModule("sessid._log");
-        if (log == NULL)
-            return NULL;
-        state->log_hidden = PyObject_GetAttrString(log, "hidden_kv_failure");
-        Py_DECREF(log);
-    }
-    return state->log_hidden;
-}
-
 int sessidpy_log_hidden_kv_failure(sessidpy_state *state, sessidpy_kv_failure *failure,
                                    PyObject *kv_key, int status, const char *answer,
                                    double backoff)
 {
     assert(!failure->fatal);
-    PyObject *log = load_log_hidden(state);
+    PyObject *log = sessidpy_load(&state->log_hidden, "sessid._log", "hidden_kv_failure");
     if (log == NULL)
         return -1;
     sessidpy_raise_kv_failure(state, failure, kv_key, status);

@@ -39,4 +39,18 @@ typedef struct sessidpy_state {
     PyObject *kwnames_set_get;  /* ("nx", "ex", "get") */
 } sessidpy_state;
 
+/* *slot, or, the first time, module's attribute name, kept there (a borrowed reference on success;
+ * NULL with the import's exception). For the Python parts of sessid, loaded on first use. */
+static inline PyObject *sessidpy_load(PyObject **slot, const char *module, const char *name)
+{
+    if (*slot == NULL) {
+        PyObject *loaded = PyImport_ImportModule(module);
+        if (loaded == NULL)
+            return NULL;
+        *slot = PyObject_GetAttrString(loaded, name);
+        Py_DECREF(loaded);
+    }
+    return *slot;
+}
+
 #endif

@@ -109,21 +109,9 @@ static PyObject *make_call(StoreObject *self, PyObject *api_key, sessidpy_kvrun_
     return sessidpy_call_done(self->state, value);
 }
 
-static PyObject *load_drive(sessidpy_state *state)
-{
-    if (state->drive == NULL) {
-        PyObject *aio = PyImport_ImportModule("sessid._aio");
-        if (aio == NULL)
-            return NULL;
-        state->drive = PyObject_GetAttrString(aio, "drive");
-        Py_DECREF(aio);
-    }
-    return state->drive;
-}
-
 static PyObject *run_async(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind kind)
 {
-    PyObject *drive = load_drive(self->state);
+    PyObject *drive = sessidpy_load(&self->state->drive, "sessid._aio", "drive");
     if (drive == NULL)
         return NULL;
     PyObject *call = make_call(self, api_key, kind);
