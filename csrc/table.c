@@ -271,10 +271,11 @@ static void publish_arrays(sessid_table *t)
 
 /* ---- growth of a private table ----
  * A table that must grow makes a new array and keeps the old one until each insert, having added
- * its entry to the new array, has moved the entries of the next GROWTH_STEP old slots across
- * (grow_some). Old slots are emptied going down, and an entry lands near the same fraction of the
- * new array as it left (slots are scaled hashes), so the new array is written almost in order and
- * the emptied part of the old one is given back as it goes.
+ * its entry, has moved the entries of the next GROWTH_STEP old slots across (grow_some). Old slots
+ * are emptied going down, and an entry lands near the same fraction of the new array as it left
+ * (slots are scaled hashes); an insert goes to the old array while the walk is still to pass its
+ * place there (free_slot_for). So the new array is written almost in order, its pages made just
+ * ahead, and the emptied part of the old one is given back as it goes.
  *
  * Growth starts when an insert would fill the table beyond MAX_LOAD: about MAX_LOAD * C entries in
  * C slots, and GROWTH * C slots after. The next growth needs at least MAX_LOAD * GROWTH * C entries,
@@ -460,11 +461,34 @@ static int reserve_one(sessid_table *t)
     return SESSID_OK;
 }
 
-/* Adds an entry for digest (known to be absent) with id, used now, as the most recent. Returns its
- * slot through *slot; the table is unchanged on failure. A growing table then moves some entries
- * of its old array across. */
+/* The empty slot a new entry for digest goes in. While the table grows, that is its old array's
+ * slot when the walk has passed neither its first slot there nor the empty slot its probe ends on:
+ * the walk moves it across later, into pages made by then. Put straight into the new array, the
+ * entry would likely land on a page not made yet and fault twice (a read maps the zero page, then
+ * the write makes the page): the larger part of what an insert during a growth used to cost. */
+static uint32_t free_slot_for(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
+{
+    uint64_t hash = hash_of(t, digest);
+    const struct old_array *old = &t->old;
+    if (growing(t)) {
+        size_t s = scale(hash, old->capacity);
+        if (!passed(old, s)) {
+            while (occupied(&old->slots[s]))
+                s = next_slot(s, old->capacity);
+            if (!passed(old, s))
+                return old_slot_number(t, s);
+        }
+    }
+    size_t capacity = t->h->capacity, s = scale(hash, capacity);
+    while (occupied(&t->slots[s]))
+        s = next_slot(s, capacity);
+    return slot_number(t, s);
+}
+
+/* Adds an entry for digest (known to be absent) with id, used now, as the most recent; the table is
+ * unchanged on failure. A growing table then moves some entries of its old array across. */
 static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
-                        const uint8_t id[SESSID_ID_LEN], double now, uint32_t *slot)
+                        const uint8_t id[SESSID_ID_LEN], double now)
 {
     struct head *h = t->h;
     if (h->max_entries != 0 && h->count >= h->max_entries) {
@@ -477,19 +501,16 @@ static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN]
     }
     assert(find_slot(t, digest) == NIL);
     assert((double)(h->count + 1) <= MAX_LOAD * (double)h->capacity + 1);
-    size_t s = home_slot(t, digest);
-    while (occupied(&t->slots[s]))
-        s = next_slot(s, h->capacity);
-    struct entry *e = &t->slots[s];
+    uint32_t slot = free_slot_for(t, digest);
+    struct entry *e = entry_at(t, slot);
     memcpy(e->digest, digest, SESSID_DIGEST_LEN);
     e->last_use = now;
     step();
-    link_newest(t, slot_number(t, s));
+    link_newest(t, slot);
     commit_id(e, id);
     step();
     h->count++;
     step();
-    *slot = slot_number(t, s);
     if (growing(t))
         grow_some(t, t->growth_step);
     return SESSID_OK;
@@ -643,7 +664,7 @@ int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGE
     } else {
         rc = sessid_id_new(id);
         if (rc == SESSID_OK)
-            rc = insert_entry(t, digest, id, now, &slot);
+            rc = insert_entry(t, digest, id, now);
         if (rc == SESSID_OK) {
             t->h->stats[SESSID_STAT_MISSES]++;
             if (created != NULL)
@@ -681,7 +702,7 @@ int sessid_table_put(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
         slot = NIL;
     }
     if (slot == NIL)
-        rc = insert_entry(t, digest, id, now, &slot);
+        rc = insert_entry(t, digest, id, now);
     else
         touch(t, slot, now);
     sessid_table_unlock(t);

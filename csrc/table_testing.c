@@ -73,6 +73,16 @@ size_t sessid_table_growth_left(sessid_table *t)
     return left;
 }
 
+int sessid_table_in_old_array(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
+{
+    if (sessid_table_lock(t) != SESSID_OK)
+        return 0;
+    uint32_t slot = find_slot(t, digest);
+    int in_old = slot != NIL && in_old_array(t, slot);
+    sessid_table_unlock(t);
+    return in_old;
+}
+
 #ifdef SESSID_FAULT_INJECTION
 static atomic_long failing_allocations;
 

@@ -31,6 +31,10 @@ void sessid_table_growth_pieces(sessid_table *table, size_t bytes);
 /* The slots of its old array a growing table has still to empty; 0 when it is not growing. */
 size_t sessid_table_growth_left(sessid_table *table);
 
+/* 1 when the table holds an entry for digest in the old array of a growth under way; 0 when it
+ * holds none, or holds it in its own array. */
+int sessid_table_in_old_array(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN]);
+
 /* Checks every invariant of the table (the caller holds no lock, and no one else may be using the
  * table): every empty slot blank, every entry found by a lookup and found once, the count, the
  * use-order list whole and in order, across both arrays of a growing table, and the part of its

@@ -676,6 +676,41 @@ static void expiry_and_eviction_reach_into_the_old_array(void)
     sessid_table_free(t);
 }
 
+/* While a growth has most of its old array still to walk, new entries go there, not into pages of
+ * the new array that the growth has not made yet; the walk then moves them across like the rest. */
+static void inserts_during_a_growth_go_to_the_old_array(void)
+{
+    sessid_table *t = new_table(3600, 0);
+    sessid_table_growth_pieces(t, 4096);
+    int n = fill_until_growing(t, 20000, 0, NULL);     /* a growth of 24,000-odd slots begins */
+    sessid_table_growth_step(t, 1);
+    static uint8_t ids[200][SESSID_ID_LEN];
+    int in_old = 0;
+    for (int i = 0; i < 200; i++) {
+        uint8_t digest[SESSID_DIGEST_LEN];
+        CHECK(lookup(t, n + i, 1, ids[i]) == 1);
+        digest_of(n + i, digest);
+        in_old += sessid_table_in_old_array(t, digest);
+    }
+    CHECK(sessid_table_growth_left(t) > 0);
+    CHECK(in_old >= 180);           /* the walk has passed some 260 of the 24,000-odd places */
+    CHECK_STATUS(sessid_table_check(t), 0);
+    sessid_table_growth_step(t, (size_t)1 << 20);
+    uint8_t id[SESSID_ID_LEN];
+    CHECK(lookup(t, n + 200, 2, id) == 1);          /* moves the rest across */
+    CHECK(sessid_table_growth_left(t) == 0);
+    for (int i = 0; i < 200; i++) {
+        uint8_t id[SESSID_ID_LEN], digest[SESSID_DIGEST_LEN];
+        CHECK(lookup(t, n + i, 3, id) == 0);
+        CHECK(memcmp(id, ids[i], SESSID_ID_LEN) == 0);
+        digest_of(n + i, digest);
+        CHECK(sessid_table_in_old_array(t, digest) == 0);
+    }
+    CHECK(live_count(t, 3) == (size_t)(n + 201));
+    CHECK_STATUS(sessid_table_check(t), 0);
+    sessid_table_free(t);
+}
+
 static void clear_and_dump_while_growing(void)
 {
     sessid_table *t = new_table(3600, 0);
@@ -773,6 +808,7 @@ void test_table(void)
     RUN(lookups_skip_what_a_growth_gave_back);
     RUN(a_growth_unmaps_only_its_own_pages);
     RUN(expiry_and_eviction_reach_into_the_old_array);
+    RUN(inserts_during_a_growth_go_to_the_old_array);
     RUN(clear_and_dump_while_growing);
     RUN(a_growth_without_memory_changes_nothing);
     RUN(put_takes_only_version_4_ids);
