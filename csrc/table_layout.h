@@ -86,8 +86,9 @@ _Static_assert(sizeof(struct shared_state) <= SESSID_SHARED_STATE_SIZE, "it fits
  * stays a valid linear-probing table for lookups and removals at every step.
  *
  * The pages the walk has emptied are unmapped as it goes, except those of slot next + 1 and slot 0,
- * which a probe to the end of a run may read: a lookup whose first slot the walk has passed does
- * not look (the slot is empty), so nothing else reads them. */
+ * which a probe to the end of a run may read: a lookup or an insert whose first slot the walk has
+ * passed does not look (the slot is empty), so nothing else reads them. An insert whose probe ends
+ * on slot next + 1 puts its entry in the new array instead. */
 struct old_array {
     struct entry *slots;                /* NULL while the table is not growing */
     size_t capacity;
