@@ -682,7 +682,7 @@ static void inserts_during_a_growth_go_to_the_old_array(void)
 {
     sessid_table *t = new_table(3600, 0);
     sessid_table_growth_pieces(t, 4096);
-    int n = fill_until_growing(t, 20000, 0, NULL);     /* a growth of 24,000-odd slots begins */
+    int n = fill_until_growing(t, 20000, 0, NULL);     /* a growth out of 27,050 slots begins */
     sessid_table_growth_step(t, 1);
     static uint8_t ids[200][SESSID_ID_LEN];
     int in_old = 0;
@@ -693,7 +693,7 @@ static void inserts_during_a_growth_go_to_the_old_array(void)
         in_old += sessid_table_in_old_array(t, digest);
     }
     CHECK(sessid_table_growth_left(t) > 0);
-    CHECK(in_old >= 180);           /* the walk has passed some 260 of the 24,000-odd places */
+    CHECK(in_old >= 180);           /* the walk has passed some 260 of the 27,050 old slots */
     CHECK_STATUS(sessid_table_check(t), 0);
     sessid_table_growth_step(t, (size_t)1 << 20);
     uint8_t id[SESSID_ID_LEN];
