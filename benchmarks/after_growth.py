@@ -12,12 +12,11 @@ costs the calls made meanwhile. Linux only (it reads /proc/self/smaps_rollup); i
 from __future__ import annotations
 
 import argparse
-import gc
 import random
 import time
-from collections.abc import Callable
 
 import sessid
+from sessid.bench.local import per_call_latencies, slower_than
 
 
 def huge_pages_kib() -> int:
@@ -30,23 +29,6 @@ def huge_pages_kib() -> int:
     except OSError:
         pass
     return -1
-
-
-def timed_pass(get: Callable[[str], object], keys: list[str]) -> tuple[float, int]:
-    """Mean ns per call over keys, and the calls above 100 µs; each call timed on its own."""
-    clock = time.perf_counter_ns
-    slow = 0
-    gc.disable()
-    try:
-        started = clock()
-        for key in keys:
-            before = clock()
-            get(key)
-            if clock() - before > 100_000:
-                slow += 1
-        return (clock() - started) / len(keys), slow
-    finally:
-        gc.enable()
 
 
 def main() -> None:
@@ -66,7 +48,9 @@ def main() -> None:
     print(" seconds  huge pages (MiB)  ns per hit  hits over 100 µs")
     for due in range(0, args.seconds + 1, 10):
         time.sleep(max(0.0, filled + due - time.monotonic()))
-        ns, slow = timed_pass(store.get, order)
+        latencies = per_call_latencies(store.get, order)
+        ns = sum(latencies) / len(latencies)
+        slow = slower_than(latencies, 100_000)
         print(f"{time.monotonic() - filled:8.0f}  {huge_pages_kib() / 1024:16.0f}  {ns:10.0f}  {slow:16,}")
 
 
