@@ -31,6 +31,17 @@ static int lookup(sessid_table *t, int n, double now, uint8_t id[SESSID_ID_LEN])
     return created;
 }
 
+/* Keys first to first + count - 1 are all hits at `now`, each with its id in ids (ids[0] for key
+ * first). */
+static void still_has(sessid_table *t, int first, int count, double now, uint8_t (*ids)[SESSID_ID_LEN])
+{
+    for (int i = 0; i < count; i++) {
+        uint8_t id[SESSID_ID_LEN];
+        CHECK(lookup(t, first + i, now, id) == 0);
+        CHECK(memcmp(id, ids[i], SESSID_ID_LEN) == 0);
+    }
+}
+
 static size_t live_count(sessid_table *t, double now)
 {
     return sessid_table_live(t, now);
@@ -646,11 +657,7 @@ static void expiry_and_eviction_reach_into_the_old_array(void)
     CHECK(sessid_table_purge(t, 10) == (size_t)old);
     CHECK(sessid_table_growth_left(t) > 0);
     CHECK_STATUS(sessid_table_check(t), 0);
-    for (int i = 0; i < 200; i++) {
-        uint8_t id[SESSID_ID_LEN];
-        CHECK(lookup(t, old + i, 11, id) == 0);
-        CHECK(memcmp(id, ids[i], SESSID_ID_LEN) == 0);
-    }
+    still_has(t, old, 200, 11, ids);
     CHECK(live_count(t, 11) == 200);
     sessid_table_free(t);
 
@@ -668,11 +675,7 @@ static void expiry_and_eviction_reach_into_the_old_array(void)
     sessid_stats stats;
     sessid_table_stats(t, &stats);
     CHECK(stats.counters[SESSID_STAT_EVICTED] == 500);
-    for (int i = 500; i < 1500; i++) {
-        uint8_t id[SESSID_ID_LEN];
-        CHECK(lookup(t, i, 2000, id) == 0);
-        CHECK(memcmp(id, kept[i], SESSID_ID_LEN) == 0);
-    }
+    still_has(t, 500, 1000, 2000, kept + 500);
     sessid_table_free(t);
 }
 
@@ -699,10 +702,9 @@ static void inserts_during_a_growth_go_to_the_old_array(void)
     uint8_t id[SESSID_ID_LEN];
     CHECK(lookup(t, n + 200, 2, id) == 1);          /* moves the rest across */
     CHECK(sessid_table_growth_left(t) == 0);
+    still_has(t, n, 200, 3, ids);
     for (int i = 0; i < 200; i++) {
-        uint8_t id[SESSID_ID_LEN], digest[SESSID_DIGEST_LEN];
-        CHECK(lookup(t, n + i, 3, id) == 0);
-        CHECK(memcmp(id, ids[i], SESSID_ID_LEN) == 0);
+        uint8_t digest[SESSID_DIGEST_LEN];
         digest_of(n + i, digest);
         CHECK(sessid_table_in_old_array(t, digest) == 0);
     }
@@ -766,11 +768,7 @@ static void a_growth_without_memory_changes_nothing(void)
         CHECK_STATUS(rc, SESSID_OK);
     }
     CHECK(failures >= 20 && failed_while_growing > 0);
-    for (int i = 0; i < SLOW_KEYS; i++) {
-        uint8_t id[SESSID_ID_LEN];
-        CHECK(lookup(t, i, 1, id) == 0);
-        CHECK(memcmp(id, ids[i], SESSID_ID_LEN) == 0);
-    }
+    still_has(t, 0, SLOW_KEYS, 1, ids);
     sessid_table_free(t);
 }
 
