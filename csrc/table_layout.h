@@ -1,6 +1,6 @@
 /* The memory of a sliding-TTL table: its entries, its state, and the small helpers that read and
- * write slots, shared by table.c (the operations) and repair.c (what a death inside a shared table
- * leaves behind). Not part of the core's contract.
+ * write slots, shared by table.c (the operations), growth.c (a private table's growth) and repair.c
+ * (what a death inside a shared table leaves behind). Not part of the core's contract.
  *
  * Entries live in the slots of one open-addressing table (linear probing, backward-shift deletion),
  * so a hit reads one cache line: digest, id and expiry together. The use-order list links slots by
@@ -260,6 +260,32 @@ static inline size_t slot_index(uint32_t slot)
 static inline struct entry *entry_at(const sessid_table *t, uint32_t slot)
 {
     return (struct entry *)(t->arrays[slot >> 31] + (uintptr_t)slot * sizeof(struct entry));
+}
+
+/* Copies the entry at `from` into the empty slot `to` (the id last) and points its neighbours at
+ * it; `from` still holds it too until the caller empties it. */
+static inline void move_entry(sessid_table *t, uint32_t from, uint32_t to)
+{
+    struct head *h = t->h;
+    const struct entry *src = entry_at(t, from);
+    struct entry *e = entry_at(t, to);
+    memcpy(e->digest, src->digest, SESSID_DIGEST_LEN);
+    e->last_use = src->last_use;
+    e->older = src->older;
+    e->newer = src->newer;
+    step();
+    commit_id(e, src->id);
+    step();
+    if (e->older != NIL)
+        entry_at(t, e->older)->newer = to;
+    else
+        h->oldest = to;
+    step();
+    if (e->newer != NIL)
+        entry_at(t, e->newer)->older = to;
+    else
+        h->newest = to;
+    step();
 }
 
 static inline int growing(const sessid_table *t)
