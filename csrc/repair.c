@@ -1,41 +1,11 @@
-/* What a death inside a shared table leaves behind: in debug builds, a death on demand between two
- * steps of a mutation, for tests; in every build, the repair the next taker of the lock makes, and
- * the check of every invariant. */
+/* What a death inside a shared table leaves behind: the repair the next taker of the lock makes, and
+ * the check of every invariant. (The deaths on demand that tests ask for are faults.c's.) */
 #include "table_layout.h"
 
 #include <assert.h>
 #include <math.h>
-#include <pthread.h>
-#include <signal.h>
 
 #include "table_testing.h"
-
-#ifdef SESSID_FAULT_INJECTION
-static atomic_long fault_countdown;
-static atomic_int fault_ends_thread;
-
-void sessid_table_kill_after(long steps)
-{
-    atomic_store(&fault_ends_thread, 0);
-    atomic_store(&fault_countdown, steps);
-}
-
-void sessid_table_end_thread_after(long steps)
-{
-    atomic_store(&fault_ends_thread, 1);
-    atomic_store(&fault_countdown, steps);
-}
-
-void sessid_table_step(void)
-{
-    if (atomic_load_explicit(&fault_countdown, memory_order_relaxed) > 0
-        && atomic_fetch_sub(&fault_countdown, 1) == 1) {
-        if (atomic_load(&fault_ends_thread))
-            pthread_exit(NULL);
-        raise(SIGKILL);
-    }
-}
-#endif
 
 /* ---- repair: a shared table after a process died holding its lock ----
  * Works from the slots alone, in place, with no allocation: empties every slot that holds no whole
@@ -61,14 +31,14 @@ static size_t replace_entries(sessid_table *t)
             if (!occupied(q)) {
                 memcpy(q->digest, e->digest, SESSID_DIGEST_LEN);
                 q->last_use = e->last_use;
-                step();
+                may_die_here();
                 commit_id(q, e->id);
-                step();
+                may_die_here();
             } else if (memcmp(q->digest, e->digest, SESSID_DIGEST_LEN) != 0) {
                 continue;
             }
             wipe(e);                            /* moved to p, or a second copy of the one at p */
-            step();
+            may_die_here();
             changed++;
             break;
         }
@@ -117,7 +87,7 @@ void sessid_table_repair(sessid_table *t)
         if ((!occupied(e) || !isfinite(e->last_use)) && !is_blank(e))
             wipe(e);
     }
-    step();
+    may_die_here();
     while (replace_entries(t) > 0)
         ;
     uint32_t *order = t->file.scratch;
@@ -126,7 +96,7 @@ void sessid_table_repair(sessid_table *t)
         if (occupied(&t->slots[s]))
             order[n++] = (uint32_t)s;
     sort_by_use(t, order, n);
-    step();
+    may_die_here();
     for (size_t i = 0; i < n; i++) {
         struct entry *e = &t->slots[order[i]];
         e->older = i > 0 ? order[i - 1] : NIL;
@@ -137,7 +107,7 @@ void sessid_table_repair(sessid_table *t)
     h->oldest = n > 0 ? order[0] : NIL;
     h->newest = n > 0 ? order[n - 1] : NIL;
     h->count = n;
-    step();
+    may_die_here();
     assert(sessid_table_check(t) == 0);
 }
 

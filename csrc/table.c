@@ -79,12 +79,12 @@ static void unlink_slot(sessid_table *t, uint32_t slot)
         entry_at(t, e->older)->newer = e->newer;
     else
         h->oldest = e->newer;
-    step();
+    may_die_here();
     if (e->newer != NIL)
         entry_at(t, e->newer)->older = e->older;
     else
         h->newest = e->older;
-    step();
+    may_die_here();
 }
 
 static void link_newest(sessid_table *t, uint32_t slot)
@@ -97,9 +97,9 @@ static void link_newest(sessid_table *t, uint32_t slot)
         entry_at(t, h->newest)->newer = slot;
     else
         h->oldest = slot;
-    step();
+    may_die_here();
     h->newest = slot;
-    step();
+    may_die_here();
 }
 
 static void touch(sessid_table *t, uint32_t slot, double now)
@@ -107,7 +107,7 @@ static void touch(sessid_table *t, uint32_t slot, double now)
     struct entry *e = entry_at(t, slot);
     assert(now >= e->last_use);
     e->last_use = now;
-    step();
+    may_die_here();
     if (t->h->newest != slot) {
         unlink_slot(t, slot);
         link_newest(t, slot);
@@ -138,9 +138,9 @@ static void release_slot(sessid_table *t, uint32_t slot)
     assert(hole < capacity && occupied(&slots[hole]) && h->count > 0);
     unlink_slot(t, slot);
     h->count--;
-    step();
+    may_die_here();
     wipe(&slots[hole]);
-    step();
+    may_die_here();
     for (size_t next = next_slot(hole, capacity);; next = next_slot(next, capacity)) {
         const struct entry *e = &slots[next];
         if (!occupied(e))
@@ -151,7 +151,7 @@ static void release_slot(sessid_table *t, uint32_t slot)
         if (!home_after_hole) {
             move_entry(t, (uint32_t)next | array, (uint32_t)hole | array);
             wipe(&slots[next]);
-            step();
+            may_die_here();
             hole = next;
         }
     }
@@ -221,12 +221,12 @@ static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN]
     struct entry *e = entry_at(t, slot);
     memcpy(e->digest, digest, SESSID_DIGEST_LEN);
     e->last_use = now;
-    step();
+    may_die_here();
     link_newest(t, slot);
     commit_id(e, id);
-    step();
+    may_die_here();
     h->count++;
-    step();
+    may_die_here();
     if (growing(t))
         sessid_table_grow_some(t, t->growth_step);
     return SESSID_OK;
@@ -474,11 +474,11 @@ void sessid_table_clear(sessid_table *t)
     if (is_shared(t)) {
         h->oldest = h->newest = NIL;
         h->count = 0;
-        step();
+        may_die_here();
         for (size_t s = 0; s < h->capacity; s++) {
             if (!is_blank(&t->slots[s])) {
                 wipe(&t->slots[s]);
-                step();
+                may_die_here();
             }
         }
     } else {

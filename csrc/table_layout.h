@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "faults.h"
 #include "lock.h"
 #include "shared.h"
 #include "table.h"
@@ -121,28 +122,6 @@ static inline int is_shared(const sessid_table *t)
 {
     return t->file.base != NULL;
 }
-
-/* One step of a mutation of the table: in builds with SESSID_FAULT_INJECTION, the step at which a
- * test has the process (or thread) die; nothing otherwise. */
-#ifdef SESSID_FAULT_INJECTION
-void sessid_table_step(void);
-#define step() sessid_table_step()
-#else
-static inline void step(void)
-{
-}
-#endif
-
-/* In builds with SESSID_FAULT_INJECTION, 1 when a test has the next allocation of slots fail. */
-#ifdef SESSID_FAULT_INJECTION
-int sessid_table_allocation_fails(void);
-#define allocation_fails() sessid_table_allocation_fails()
-#else
-static inline int allocation_fails(void)
-{
-    return 0;
-}
-#endif
 
 /* Takes the table's lock, repairing the table first if the last holder died holding it. Returns 0,
  * or SESSID_ESTATE for a shared lock beyond use (the lock is not held then). (table.c) */
@@ -273,19 +252,19 @@ static inline void move_entry(sessid_table *t, uint32_t from, uint32_t to)
     e->last_use = src->last_use;
     e->older = src->older;
     e->newer = src->newer;
-    step();
+    may_die_here();
     commit_id(e, src->id);
-    step();
+    may_die_here();
     if (e->older != NIL)
         entry_at(t, e->older)->newer = to;
     else
         h->oldest = to;
-    step();
+    may_die_here();
     if (e->newer != NIL)
         entry_at(t, e->newer)->older = to;
     else
         h->newest = to;
-    step();
+    may_die_here();
 }
 
 static inline int growing(const sessid_table *t)

@@ -1,8 +1,7 @@
-/* Hooks into the table for tests: a look at the memory a table holds, a growth slowed down so that
- * every operation can meet one under way, and allocations that fail on demand. */
+/* Hooks into the table for tests: a look at the memory a table holds, and a growth slowed down so
+ * that every operation can meet one under way. */
 #include "table_testing.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -82,20 +81,3 @@ int sessid_table_in_old_array(sessid_table *t, const uint8_t digest[SESSID_DIGES
     sessid_table_unlock(t);
     return in_old;
 }
-
-#ifdef SESSID_FAULT_INJECTION
-static atomic_long failing_allocations;
-
-void sessid_table_fail_allocations(long count)
-{
-    atomic_store(&failing_allocations, count);
-}
-
-int sessid_table_allocation_fails(void)
-{
-    long left = atomic_load(&failing_allocations);
-    while (left > 0 && !atomic_compare_exchange_weak(&failing_allocations, &left, left - 1))
-        ;
-    return left > 0;
-}
-#endif

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "faults.h"
 #include "table.h"
 
 /* Bytes of memory the table holds beyond its own fixed struct: its slots, and while it grows, the
@@ -40,20 +41,5 @@ int sessid_table_in_old_array(sessid_table *table, const uint8_t digest[SESSID_D
  * use-order list whole and in order, across both arrays of a growing table, and the part of its
  * old array already emptied blank. Returns 0, or a negative number naming the first broken one. */
 int sessid_table_check(sessid_table *table);
-
-#ifdef SESSID_FAULT_INJECTION
-/* Kills this process (SIGKILL) at the steps-th step of the table's mutations from now on; 0 turns
- * it off. For tests of what a process killed inside a shared table leaves behind. */
-void sessid_table_kill_after(long steps);
-
-/* The same, but only the calling thread ends (pthread_exit), as if it died: a robust lock it holds
- * is then left owner-dead for the next taker. For shared tables only: a private table's lock would
- * stay held for ever. */
-void sessid_table_end_thread_after(long steps);
-
-/* Makes the next `count` allocations of slot arrays, by any table of this process, fail as if the
- * memory had run out; 0 turns it off. */
-void sessid_table_fail_allocations(long count);
-#endif
 
 #endif
