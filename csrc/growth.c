@@ -73,6 +73,8 @@ void sessid_table_publish_arrays(sessid_table *t)
     uint32_t old_bit = t->array_bit ^ ARRAY_BIT;
     t->arrays[t->array_bit >> 31] = biased(t->slots, t->array_bit);
     t->arrays[old_bit >> 31] = biased(t->old.slots, old_bit);
+    t->bounds[t->array_bit >> 31] = t->slots != NULL ? t->h->capacity : 0;
+    t->bounds[old_bit >> 31] = t->old.slots != NULL ? t->old.capacity : 0;
     atomic_store_explicit(&t->prefetch_slots, t->slots, memory_order_relaxed);
     atomic_store_explicit(&t->prefetch_capacity, t->h->capacity, memory_order_relaxed);
 }

@@ -127,6 +127,18 @@ void sessid_lock_init_shared(sessid_lock *l, pthread_mutex_t *mutex)
     atomic_init(&l->word, 0);
     l->robust = mutex;
     l->prev = l->next = NULL;
+    l->timeout = 1.0;
+    l->hooks.begin = NULL;
+    l->hooks.end = NULL;
+    atomic_init(&l->skip_until_ns, 0);
+    atomic_init(&l->probing, 0);
+}
+
+void sessid_lock_set_wait(sessid_lock *l, double timeout, const sessid_lock_hooks *hooks)
+{
+    l->timeout = timeout > 0 ? timeout : 0;
+    l->hooks.begin = hooks != NULL ? hooks->begin : NULL;
+    l->hooks.end = hooks != NULL ? hooks->end : NULL;
 }
 
 void sessid_lock_destroy(sessid_lock *l)
@@ -143,18 +155,96 @@ void sessid_lock_destroy(sessid_lock *l)
     pthread_mutex_unlock(&registry_lock);
 }
 
-int sessid_lock_take(sessid_lock *l)
+/* ---- waiting for the shared lock ---- */
+
+#define NS_PER_S 1000000000LL
+#define SLICE_NS 10000000LL     /* a wait is made of slices, each against the monotonic deadline */
+
+static long long monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+/* pthread_mutex_timedlock reads CLOCK_REALTIME, which may jump: each slice waits at most SLICE_NS
+ * by it, and the deadline is kept on the monotonic clock. Returns what the mutex said. */
+static int wait_for_mutex(pthread_mutex_t *m, long long deadline_ns)
+{
+    for (;;) {
+        long long left = deadline_ns - monotonic_ns();
+        if (left <= 0)
+            return ETIMEDOUT;
+        struct timespec at;
+        clock_gettime(CLOCK_REALTIME, &at);
+        long long ns = at.tv_nsec + (left < SLICE_NS ? left : SLICE_NS);
+        at.tv_sec += (time_t)(ns / NS_PER_S);
+        at.tv_nsec = (long)(ns % NS_PER_S);
+        int rc = pthread_mutex_timedlock(m, &at);
+        if (rc != ETIMEDOUT)
+            return rc;
+    }
+}
+
+static int status_of(int rc)
+{
+    switch (rc) {
+    case 0:
+        return SESSID_OK;
+    case EOWNERDEAD:
+        return SESSID_LOCK_OWNER_DIED;
+    case ETIMEDOUT:
+        return SESSID_ETIMEDOUT;
+    default:
+        return SESSID_ELOCK;   /* ENOTRECOVERABLE: released unrepaired, which sessid never does */
+    }
+}
+
+/* Waits up to the lock's timeout, running the hooks around the wait. */
+static int wait_shared(sessid_lock *l)
+{
+    long long deadline = monotonic_ns() + (long long)(l->timeout * (double)NS_PER_S);
+    void *token = l->hooks.begin != NULL ? l->hooks.begin() : NULL;
+    int rc = wait_for_mutex(l->robust, deadline);
+    if (l->hooks.end != NULL)
+        l->hooks.end(token);
+    if (rc == ETIMEDOUT) {
+        long long window = (long long)(l->timeout * (double)NS_PER_S);
+        atomic_store(&l->skip_until_ns, monotonic_ns() + (window > 0 ? window : 1));
+    } else if (rc == 0 || rc == EOWNERDEAD) {
+        atomic_store(&l->skip_until_ns, 0);
+    }
+    return status_of(rc);
+}
+
+static int take_shared(sessid_lock *l, sessid_lock_wait wait)
+{
+    int rc = pthread_mutex_trylock(l->robust);
+    if (rc != EBUSY) {
+        if ((rc == 0 || rc == EOWNERDEAD)
+            && atomic_load_explicit(&l->skip_until_ns, memory_order_relaxed) != 0)
+            atomic_store_explicit(&l->skip_until_ns, 0, memory_order_relaxed);
+        return status_of(rc);
+    }
+    if (l->timeout <= 0)
+        return wait == SESSID_LOCK_REQUIRED ? SESSID_ETIMEDOUT : SESSID_EBUSY;
+    long long skip_until = atomic_load_explicit(&l->skip_until_ns, memory_order_relaxed);
+    if (wait == SESSID_LOCK_REQUIRED || skip_until == 0)
+        return wait_shared(l);
+    if (monotonic_ns() < skip_until || atomic_exchange(&l->probing, 1) != 0)
+        return SESSID_EBUSY;
+    rc = wait_shared(l);
+    atomic_store(&l->probing, 0);
+    return rc;
+}
+
+int sessid_lock_take(sessid_lock *l, sessid_lock_wait wait)
 {
     if (l->robust == NULL) {
         take_private(&l->word);
         return SESSID_OK;
     }
-    int rc = pthread_mutex_lock(l->robust);
-    if (rc == 0)
-        return SESSID_OK;
-    if (rc == EOWNERDEAD)
-        return SESSID_LOCK_OWNER_DIED;
-    return SESSID_ESTATE;      /* ENOTRECOVERABLE: released unrepaired, which sessid never does */
+    return take_shared(l, wait);
 }
 
 /* Both fail only when misused: the mutex is not robust, not inconsistent, or not held. */

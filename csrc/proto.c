@@ -75,7 +75,7 @@ static int succeed(sessid_proto *run, int created)
     sessid_table_count(config->table, created ? SESSID_STAT_MISSES : SESSID_STAT_HITS);
     if (config->keep_local && sessid_id_parse(run->value, run->value_len, id) && sessid_id_is_v4(id)) {
         int rc = sessid_table_put(config->table, run->digest, id, run->now);
-        if (rc != SESSID_OK)
+        if (rc != SESSID_OK && !sessid_status_is_lock_wait(rc))   /* the KV answered: a cache miss */
             return fail(run, rc);
     }
     return SESSID_OK;

@@ -26,7 +26,7 @@ int sessid_table_quick_hit(sessid_table *t, const uint8_t digest[SESSID_DIGEST_L
     uint64_t seq = atomic_load_explicit(&quick->seq, memory_order_acquire);
     if ((seq & 1) != 0 || now < t->h->clock)
         return 0;
-    size_t capacity = t->h->capacity;
+    size_t capacity = t->bounds[0];     /* checked at open, unlike the file's copy */
     size_t slot = home_slot(t, digest);
     struct entry e;
     for (size_t probes = 0; probes < capacity; probes++, slot = next_slot(slot, capacity)) {

@@ -1,17 +1,22 @@
-/* What a death inside a shared table leaves behind: the repair the next taker of the lock makes, and
- * the check of every invariant. (The deaths on demand that tests ask for are faults.c's.) */
+/* Rebuilding a shared table from its slots alone, for a damaged file or a death the undo log could
+ * not undo; and the check of every invariant. (The deaths on demand that tests ask for are
+ * faults.c's; the undo log that repairs an ordinary death is undo.c's.) */
 #include "table_layout.h"
 
 #include <assert.h>
 #include <math.h>
 
+#include "clock.h"
 #include "table_testing.h"
 
-/* ---- repair: a shared table after a process died holding its lock ----
- * Works from the slots alone, in place, with no allocation: empties every slot that holds no whole
- * entry, moves each entry to where a lookup finds it and drops second copies (a move leaves two
- * for a moment, both with the same id), then rebuilds the use-order list from the times of last use
- * (sorted in the file's scratch area), the count and the table's time. No id changes. */
+/* ---- rebuild: a shared table whose state cannot be believed ----
+ * Works from the slots alone, in place, with no allocation, and trusts none of them: empties every
+ * slot that holds no whole entry (an id that is not version 4, a time that is not finite or is
+ * after the table's time), drops every entry but one of those that share an id, drops the least
+ * recently used entries beyond max_entries, moves each entry to where a lookup finds it and drops
+ * second copies of a digest (a move leaves two for a moment, both with the same id), then rebuilds
+ * the use-order list from the times of last use (sorted in the file's scratch area), the count and
+ * the table's time. Every loop is bounded by the capacity. No id that survives changes. */
 
 /* One pass over every entry, from just after an empty slot; returns how many it moved or dropped. */
 static size_t replace_entries(sessid_table *t)
@@ -46,18 +51,26 @@ static size_t replace_entries(sessid_table *t)
     return changed;
 }
 
+typedef int (*slot_order)(const sessid_table *t, uint32_t a, uint32_t b);
+
 static int older_than(const sessid_table *t, uint32_t a, uint32_t b)
 {
     double ta = t->slots[a].last_use, tb = t->slots[b].last_use;
     return ta < tb || (ta == tb && a < b);
 }
 
-static void sift_down(const sessid_table *t, uint32_t *heap, size_t root, size_t n)
+static int id_before(const sessid_table *t, uint32_t a, uint32_t b)
+{
+    int c = memcmp(t->slots[a].id, t->slots[b].id, SESSID_ID_LEN);
+    return c < 0 || (c == 0 && a < b);
+}
+
+static void sift_down(const sessid_table *t, slot_order before, uint32_t *heap, size_t root, size_t n)
 {
     for (size_t child; (child = 2 * root + 1) < n; root = child) {
-        if (child + 1 < n && older_than(t, heap[child], heap[child + 1]))
+        if (child + 1 < n && before(t, heap[child], heap[child + 1]))
             child++;
-        if (!older_than(t, heap[root], heap[child]))
+        if (!before(t, heap[root], heap[child]))
             return;
         uint32_t swap = heap[root];
         heap[root] = heap[child];
@@ -65,49 +78,82 @@ static void sift_down(const sessid_table *t, uint32_t *heap, size_t root, size_t
     }
 }
 
-/* Sorts slot numbers from the least to the most recently used (heapsort: no memory of its own). */
-static void sort_by_use(const sessid_table *t, uint32_t *order, size_t n)
+/* Sorts slot numbers by `before` (heapsort: no memory of its own). */
+static void sort_slots(const sessid_table *t, slot_order before, uint32_t *order, size_t n)
 {
     for (size_t i = n / 2; i-- > 0;)
-        sift_down(t, order, i, n);
+        sift_down(t, before, order, i, n);
     for (size_t end = n; end-- > 1;) {
         uint32_t swap = order[0];
         order[0] = order[end];
         order[end] = swap;
-        sift_down(t, order, 0, end);
+        sift_down(t, before, order, 0, end);
     }
+}
+
+/* The occupied slots, in the scratch area; returns how many. */
+static size_t gather(sessid_table *t, uint32_t *order)
+{
+    size_t n = 0;
+    for (size_t s = 0; s < t->bounds[0]; s++)
+        if (occupied(&t->slots[s]))
+            order[n++] = (uint32_t)s;
+    return n;
+}
+
+/* The table's time: its own if believable, else this host's clock. */
+static double believable_clock(double clock)
+{
+    double host = sessid_clock_now();
+    if (isnan(clock) || clock == INFINITY || (host >= 0 && clock > host + CLOCK_AHEAD_MAX))
+        return host >= 0 ? host : -INFINITY;
+    return clock;
 }
 
 void sessid_table_repair(sessid_table *t)
 {
     struct head *h = t->h;
-    size_t capacity = h->capacity;
+    size_t capacity = t->bounds[0];
+    uint32_t *order = t->file.scratch;
+    sessid_undo_begin(t, 1);            /* a death in here leaves the rebuild to the next taker */
+    h->ttl = t->own.ttl;
+    h->max_entries = t->own.max_entries;
+    h->capacity = capacity;
+    h->clock = believable_clock(h->clock);
     for (size_t s = 0; s < capacity; s++) {
         struct entry *e = &t->slots[s];
-        if ((!occupied(e) || !isfinite(e->last_use)) && !is_blank(e))
+        if ((!occupied(e) || !isfinite(e->last_use) || e->last_use > h->clock) && !is_blank(e))
             wipe(e);
     }
     may_die_here();
-    while (replace_entries(t) > 0)
+    size_t n = gather(t, order);
+    sort_slots(t, id_before, order, n);
+    for (size_t i = 1; i < n; i++)
+        if (memcmp(t->slots[order[i]].id, t->slots[order[i - 1]].id, SESSID_ID_LEN) == 0)
+            wipe(&t->slots[order[i]]);          /* one id is one key's */
+    may_die_here();
+    n = gather(t, order);
+    if (n > h->max_entries) {
+        sort_slots(t, older_than, order, n);
+        for (size_t i = 0; i < n - h->max_entries; i++)
+            wipe(&t->slots[order[i]]);
+    }
+    may_die_here();
+    for (size_t pass = 0; pass < capacity && replace_entries(t) > 0; pass++)
         ;
-    uint32_t *order = t->file.scratch;
-    size_t n = 0;
-    for (size_t s = 0; s < capacity; s++)
-        if (occupied(&t->slots[s]))
-            order[n++] = (uint32_t)s;
-    sort_by_use(t, order, n);
+    n = gather(t, order);
+    sort_slots(t, older_than, order, n);
     may_die_here();
     for (size_t i = 0; i < n; i++) {
         struct entry *e = &t->slots[order[i]];
         e->older = i > 0 ? order[i - 1] : NIL;
         e->newer = i + 1 < n ? order[i + 1] : NIL;
-        if (e->last_use > h->clock)
-            h->clock = e->last_use;
     }
     h->oldest = n > 0 ? order[0] : NIL;
     h->newest = n > 0 ? order[n - 1] : NIL;
     h->count = n;
     may_die_here();
+    sessid_undo_end(t);
     assert(sessid_table_check(t) == 0);
 }
 

@@ -30,6 +30,14 @@ const char *sessid_strerror(int status)
         return "protocol step out of order";
     case SESSID_EFILE:
         return "the shared table's file cannot be used";
+    case SESSID_ETIMEDOUT:
+        return "another process held the shared table's lock longer than lock_timeout";
+    case SESSID_EBUSY:
+        return "the shared table's lock is held by another process";
+    case SESSID_ELOCK:
+        return "the shared table's lock is beyond repair";
+    case SESSID_EDAMAGED:
+        return "the shared table's file is damaged beyond repair";
     default:
         return "unknown sessid status";
     }
@@ -39,4 +47,9 @@ int sessid_status_is_kv_failure(int status)
 {
     return status == SESSID_EKV || status == SESSID_EUNSUPPORTED || status == SESSID_ENOREPLY
            || status == SESSID_EMISSING || status == SESSID_EVALUE;
+}
+
+int sessid_status_is_lock_wait(int status)
+{
+    return status == SESSID_ETIMEDOUT || status == SESSID_EBUSY;
 }

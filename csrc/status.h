@@ -20,7 +20,12 @@ enum {
     SESSID_EMISSING = -9,     /* the session id was absent from the KV right after it was set */
     SESSID_EVALUE = -10,      /* the KV holds a value that is not a usable session id */
     SESSID_ESTATE = -11,      /* a protocol step was fed out of order, or a shared lock is beyond use */
-    SESSID_EFILE = -12        /* a shared table's file cannot be used; a sessid_shared_problem says why */
+    SESSID_EFILE = -12,       /* a shared table's file cannot be used; a sessid_shared_problem says why */
+    SESSID_ETIMEDOUT = -13,   /* another process held a shared table's lock past the lock timeout */
+    SESSID_EBUSY = -14,       /* a shared table's lock was held, and the call did not wait (see lock.h) */
+    SESSID_ELOCK = -15,       /* a shared table's lock is beyond repair: released by a holder that
+                               * had not repaired the table (never sessid itself) */
+    SESSID_EDAMAGED = -16     /* a shared table's file holds what no table can hold, beyond repair */
 };
 
 /* Returns a static, human-readable sentence for a status (never NULL, never to be freed). */
@@ -30,5 +35,9 @@ const char *sessid_strerror(int status);
  * KV's replies could not make a session id), so that a caller may answer without it; 0 for success
  * and for failures of sessid itself (memory, random bytes, a misused protocol). */
 int sessid_status_is_kv_failure(int status);
+
+/* 1 when a table call failed only because another process held a shared table's lock too long
+ * (SESSID_ETIMEDOUT, SESSID_EBUSY), so that a best-effort caller may answer without the table. */
+int sessid_status_is_lock_wait(int status);
 
 #endif

@@ -13,60 +13,135 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "lock.h"
 #include "shared.h"
 #include "status.h"
 
 #define RECLAIM_PER_CALL 2
 
-/* ---- counters (under the lock) ---- */
+/* ---- the lock ---- */
 
-int sessid_table_lock(sessid_table *t)
+/* 1 when the head's fields could belong to a whole table: what every taker of a shared table's lock
+ * checks before it believes them. */
+static int head_is_sane(const sessid_table *t)
 {
-    int rc = sessid_lock_take(&t->lock);
-    if (rc != SESSID_OK && rc != SESSID_LOCK_OWNER_DIED)
+    const struct head *h = t->h;
+    size_t capacity = t->bounds[0];
+    return h->ttl == t->own.ttl && h->max_entries == t->own.max_entries && h->capacity == capacity
+           && h->count <= h->max_entries && (h->count == 0) == (h->oldest == NIL)
+           && (h->count == 0) == (h->newest == NIL) && (h->oldest == NIL || h->oldest < capacity)
+           && (h->newest == NIL || h->newest < capacity) && !isnan(h->clock);
+}
+
+int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait)
+{
+    int rc = sessid_lock_take(&t->lock, wait);
+    if (rc != SESSID_OK && rc != SESSID_LOCK_OWNER_DIED) {
+        if (sessid_status_is_lock_wait(rc) && t->quick != NULL)
+            atomic_fetch_add_explicit(&t->quick->lock_timeouts, 1, memory_order_relaxed);
         return rc;
-    if (t->quick != NULL) {
-        /* Odd from here on; a holder that died left it odd already, so it moves on by two. */
-        uint64_t seq = atomic_load_explicit(&t->quick->seq, memory_order_relaxed);
-        atomic_store_explicit(&t->quick->seq, seq + 1 + (seq & 1), memory_order_relaxed);
-        atomic_thread_fence(memory_order_release);
     }
-    if (rc == SESSID_LOCK_OWNER_DIED) {
+    if (t->quick == NULL)
+        return SESSID_OK;
+    /* Odd from here on; a holder that died left it odd already, so it moves on by two. */
+    uint64_t seq = atomic_load_explicit(&t->quick->seq, memory_order_relaxed);
+    atomic_store_explicit(&t->quick->seq, seq + 1 + (seq & 1), memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    if (sessid_undo_rollback(t) != 0)
+        t->rebuild = 1;
+    if (t->rebuild || !head_is_sane(t)) {
         sessid_table_repair(t);
-        sessid_lock_repaired(&t->lock);
+        t->rebuild = 0;
     }
+    if (rc == SESSID_LOCK_OWNER_DIED)
+        sessid_lock_repaired(&t->lock);
+    sessid_undo_begin(t, 0);
     return SESSID_OK;
 }
 
-void sessid_table_unlock(sessid_table *t)
+int sessid_table_lock(sessid_table *t)
 {
+    return sessid_table_lock_for(t, SESSID_LOCK_REQUIRED);
+}
+
+int sessid_table_unlock(sessid_table *t)
+{
+    int rc = SESSID_OK;
     if (t->quick != NULL) {
+        if (t->broken) {
+            /* The call met a slot number out of range: its work is undone, the table rebuilt. */
+            (void)sessid_undo_rollback(t);
+            sessid_table_repair(t);
+            t->broken = 0;
+            rc = SESSID_EDAMAGED;
+        }
+        sessid_undo_end(t);
         atomic_thread_fence(memory_order_release);
         uint64_t seq = atomic_load_explicit(&t->quick->seq, memory_order_relaxed);
         atomic_store_explicit(&t->quick->seq, seq + 1, memory_order_relaxed);
     }
     sessid_lock_release(&t->lock);
+    return rc;
+}
+
+/* A call's work under the lock, at the table's time now; returns 0 or a negative status. */
+typedef int (*locked_work)(sessid_table *t, double now, void *args);
+
+/* Takes the lock, brings the table's time up to now (a `now` older than the latest one seen counts
+ * as that one), and does work; once more if the file turned out damaged (the table was rebuilt in
+ * between). Returns what work returned, or what taking the lock did, or SESSID_EDAMAGED. */
+static int run_locked(sessid_table *t, double now, sessid_lock_wait wait, locked_work work, void *args)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = sessid_table_lock_for(t, wait);
+        if (rc != SESSID_OK)
+            return rc;
+        if (now > t->h->clock)
+            t->h->clock = now;
+        rc = work(t, t->h->clock, args);
+        if (sessid_table_unlock(t) == SESSID_OK)
+            return rc;
+    }
+    return SESSID_EDAMAGED;
+}
+
+/* ---- counters ---- */
+
+static int count_one(sessid_table *t, double now, void *args)
+{
+    (void)now;
+    t->h->stats[*(const enum sessid_stat *)args]++;
+    return SESSID_OK;
 }
 
 void sessid_table_count(sessid_table *t, enum sessid_stat stat)
 {
-    if ((unsigned)stat >= SESSID_STAT_COUNT || sessid_table_lock(t) != SESSID_OK)
-        return;
-    t->h->stats[stat]++;
-    sessid_table_unlock(t);
+    if ((unsigned)stat < SESSID_STAT_COUNT)
+        (void)run_locked(t, -INFINITY, SESSID_LOCK_BEST_EFFORT, count_one, &stat);
 }
 
-void sessid_table_stats(sessid_table *t, sessid_stats *out)
+static int copy_stats(sessid_table *t, double now, void *args)
+{
+    (void)now;
+    sessid_stats *out = args;
+    memcpy(out->counters, t->h->stats, sizeof out->counters);
+    return SESSID_OK;
+}
+
+int sessid_table_stats(sessid_table *t, sessid_stats *out)
 {
     memset(out, 0, sizeof *out);
-    if (sessid_table_lock(t) != SESSID_OK)
-        return;
-    memcpy(out->counters, t->h->stats, sizeof out->counters);
+    int rc = run_locked(t, -INFINITY, SESSID_LOCK_REQUIRED, copy_stats, out);
+    if (rc != SESSID_OK)
+        return rc;
     for (int i = 0; t->quick != NULL && i < QUICK_HIT_COUNTERS; i++)
         out->counters[SESSID_STAT_HITS] +=
             atomic_load_explicit(&t->quick->counters[i].hits, memory_order_relaxed);
-    sessid_table_unlock(t);
+    if (t->quick != NULL)
+        out->counters[SESSID_STAT_LOCK_TIMEOUTS] =
+            atomic_load_explicit(&t->quick->lock_timeouts, memory_order_relaxed);
+    return SESSID_OK;
 }
 
 /* ---- the use-order list ---- */
@@ -76,12 +151,12 @@ static void unlink_slot(sessid_table *t, uint32_t slot)
     struct head *h = t->h;
     struct entry *e = entry_at(t, slot);
     if (e->older != NIL)
-        entry_at(t, e->older)->newer = e->newer;
+        write_at(t, e->older)->newer = e->newer;
     else
         h->oldest = e->newer;
     may_die_here();
     if (e->newer != NIL)
-        entry_at(t, e->newer)->older = e->older;
+        write_at(t, e->newer)->older = e->older;
     else
         h->newest = e->older;
     may_die_here();
@@ -90,11 +165,11 @@ static void unlink_slot(sessid_table *t, uint32_t slot)
 static void link_newest(sessid_table *t, uint32_t slot)
 {
     struct head *h = t->h;
-    struct entry *e = entry_at(t, slot);
+    struct entry *e = write_at(t, slot);
     e->older = h->newest;
     e->newer = NIL;
     if (h->newest != NIL)
-        entry_at(t, h->newest)->newer = slot;
+        write_at(t, h->newest)->newer = slot;
     else
         h->oldest = slot;
     may_die_here();
@@ -104,8 +179,11 @@ static void link_newest(sessid_table *t, uint32_t slot)
 
 static void touch(sessid_table *t, uint32_t slot, double now)
 {
-    struct entry *e = entry_at(t, slot);
-    assert(now >= e->last_use);
+    struct entry *e = write_at(t, slot);
+    if (e->last_use > now) {
+        t->broken = 1;          /* used after the table's time: only a damaged file says so */
+        return;
+    }
     e->last_use = now;
     may_die_here();
     if (t->h->newest != slot) {
@@ -135,13 +213,17 @@ static void release_slot(sessid_table *t, uint32_t slot)
     }
     uint32_t array = slot & ARRAY_BIT;
     size_t hole = slot_index(slot);
-    assert(hole < capacity && occupied(&slots[hole]) && h->count > 0);
+    if (hole >= capacity || !occupied(&slots[hole]) || h->count == 0) {
+        t->broken = 1;          /* a list end or link a damaged file holds */
+        return;
+    }
     unlink_slot(t, slot);
     h->count--;
     may_die_here();
-    wipe(&slots[hole]);
+    wipe(write_at(t, slot));
     may_die_here();
-    for (size_t next = next_slot(hole, capacity);; next = next_slot(next, capacity)) {
+    size_t next = next_slot(hole, capacity);
+    for (size_t n = 1; n < capacity; n++, next = next_slot(next, capacity)) {
         const struct entry *e = &slots[next];
         if (!occupied(e))
             break;
@@ -150,7 +232,7 @@ static void release_slot(sessid_table *t, uint32_t slot)
         int home_after_hole = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
         if (!home_after_hole) {
             move_entry(t, (uint32_t)next | array, (uint32_t)hole | array);
-            wipe(&slots[next]);
+            wipe(write_at(t, (uint32_t)next | array));
             may_die_here();
             hole = next;
         }
@@ -161,7 +243,8 @@ static size_t reclaim_expired(sessid_table *t, double now, size_t budget)
 {
     struct head *h = t->h;
     size_t done = 0;
-    while (done < budget && h->oldest != NIL && is_expired(t, entry_at(t, h->oldest), now)) {
+    while (done < budget && !t->broken && h->oldest != NIL
+           && is_expired(t, entry_at(t, h->oldest), now)) {
         release_slot(t, h->oldest);
         h->stats[SESSID_STAT_EXPIRED]++;
         done++;
@@ -196,9 +279,10 @@ static uint32_t free_slot_for(const sessid_table *t, const uint8_t digest[SESSID
             return slot;
     }
     size_t capacity = t->h->capacity, s = scale(hash, capacity);
-    while (occupied(&t->slots[s]))
-        s = next_slot(s, capacity);
-    return slot_number(t, s);
+    for (size_t n = 0; n < capacity; n++, s = next_slot(s, capacity))
+        if (!occupied(&t->slots[s]))
+            return slot_number(t, s);
+    return NIL;                 /* every slot taken: only a damaged file can be so */
 }
 
 /* Adds an entry for digest (known to be absent) with id, used now, as the most recent; the table is
@@ -215,10 +299,13 @@ static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN]
         if (rc != SESSID_OK)
             return rc;
     }
-    assert(find_slot(t, digest) == NIL);
-    assert((double)(h->count + 1) <= MAX_LOAD * (double)h->capacity + 1);
+    assert(t->broken || find_slot(t, digest) == NIL);
     uint32_t slot = free_slot_for(t, digest);
-    struct entry *e = entry_at(t, slot);
+    if (t->broken || slot == NIL) {
+        t->broken = 1;
+        return SESSID_EDAMAGED;
+    }
+    struct entry *e = write_at(t, slot);
     memcpy(e->digest, digest, SESSID_DIGEST_LEN);
     e->last_use = now;
     may_die_here();
@@ -229,19 +316,6 @@ static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN]
     may_die_here();
     if (growing(t))
         sessid_table_grow_some(t, t->growth_step);
-    return SESSID_OK;
-}
-
-/* Takes the lock and brings the table's time up to *now, which then holds the time to use.
- * Returns 0 or SESSID_ESTATE (see lock_table). */
-static int enter(sessid_table *t, double *now)
-{
-    int rc = sessid_table_lock(t);
-    if (rc != SESSID_OK)
-        return rc;
-    if (*now > t->h->clock)
-        t->h->clock = *now;
-    *now = t->h->clock;
     return SESSID_OK;
 }
 
@@ -310,7 +384,17 @@ int sessid_table_new(double ttl, uint64_t max_entries, sessid_table **out)
     return SESSID_OK;
 }
 
-int sessid_table_open_shared(const char *path, double ttl, uint64_t max_entries,
+/* Makes a new file's state and lock, before any other process sees the file. */
+static int init_shared(struct shared_state *state, pthread_mutex_t *mutex, const sessid_shared_spec *spec)
+{
+    int rc = init_head(&state->head, spec->ttl, spec->max_entries);
+    if (rc != SESSID_OK)
+        return rc;
+    state->head.capacity = spec->capacity;
+    return sessid_lock_create_shared(mutex);
+}
+
+int sessid_table_open_shared(const char *path, double ttl, uint64_t max_entries, int create,
                              sessid_table **out, sessid_shared_problem *problem)
 {
     *out = NULL;
@@ -321,30 +405,40 @@ int sessid_table_open_shared(const char *path, double ttl, uint64_t max_entries,
     if (t == NULL)
         return SESSID_ENOMEM;
     sessid_shared_spec spec = {.ttl = ttl, .max_entries = max_entries,
-                               .capacity = sessid_table_slots_for(max_entries), .slot_size = sizeof(struct entry)};
-    int fresh;
-    int rc = sessid_shared_open(path, &spec, &t->file, &fresh, problem);
-    if (rc == SESSID_OK && fresh) {
-        rc = init_head(t->file.state, ttl, max_entries);
-        if (rc == SESSID_OK)
-            rc = sessid_lock_create_shared(t->file.mutex);
-        if (rc == SESSID_OK) {
-            ((struct head *)t->file.state)->capacity = spec.capacity;
-            sessid_shared_publish(&t->file);
-        }
-    }
+                               .capacity = sessid_table_slots_for(max_entries), .init = init_shared};
+    int rc = sessid_shared_open(path, &spec, create, &t->file, problem);
     if (rc != SESSID_OK) {
-        sessid_shared_close(&t->file);
         free(t);
         return rc;
     }
-    t->h = t->file.state;
-    t->quick = &((struct shared_state *)t->file.state)->quick;
+    /* What the header says, checked; the head in the file is checked against it under the lock. */
+    t->own.ttl = ttl;
+    t->own.max_entries = max_entries;
+    t->own.capacity = spec.capacity;
+    t->h = &t->file.state->head;
+    t->quick = &t->file.state->quick;
     t->slots = t->file.slots;
+    t->arrays[0] = (uintptr_t)t->slots;
+    t->bounds[0] = spec.capacity;
+    atomic_store_explicit(&t->prefetch_slots, t->slots, memory_order_relaxed);
+    atomic_store_explicit(&t->prefetch_capacity, spec.capacity, memory_order_relaxed);
+    double clock = t->h->clock, host = sessid_clock_now();
+    if (isnan(clock) || (host >= 0 && clock > host + CLOCK_AHEAD_MAX))
+        t->rebuild = 1;
     sessid_lock_init_shared(&t->lock, t->file.mutex);
-    sessid_table_publish_arrays(t);
     *out = t;
     return SESSID_OK;
+}
+
+void sessid_table_set_lock_wait(sessid_table *t, double timeout, const sessid_lock_hooks *hooks)
+{
+    if (t->quick != NULL)
+        sessid_lock_set_wait(&t->lock, timeout, hooks);
+}
+
+int sessid_table_moved(const sessid_table *t, const char *path)
+{
+    return t->quick != NULL && sessid_shared_moved(&t->file, path);
 }
 
 void sessid_table_free(sessid_table *t)
@@ -359,49 +453,79 @@ void sessid_table_free(sessid_table *t)
     free(t);
 }
 
-int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
-                               double now, uint8_t id[SESSID_ID_LEN], int *created)
+struct lookup {
+    const uint8_t *digest;
+    uint8_t *id;
+    int *created;
+    double window;
+};
+
+static int get_or_create_locked(sessid_table *t, double now, void *args)
 {
-    if (t->quick != NULL && sessid_table_quick_hit(t, digest, now, id)) {
-        if (created != NULL)
-            *created = 0;
-        return SESSID_OK;
-    }
-    int rc = enter(t, &now);
-    if (rc != SESSID_OK)
-        return rc;
-    uint32_t slot = find_live(t, digest, now);
+    struct lookup *l = args;
+    uint32_t slot = find_live(t, l->digest, now);
     if (slot != NIL) {
         touch(t, slot, now);
-        memcpy(id, entry_at(t, slot)->id, SESSID_ID_LEN);
+        memcpy(l->id, entry_at(t, slot)->id, SESSID_ID_LEN);
         t->h->stats[SESSID_STAT_HITS]++;
-        if (created != NULL)
-            *created = 0;
-    } else {
-        rc = sessid_id_new(id);
-        if (rc == SESSID_OK)
-            rc = insert_entry(t, digest, id, now);
-        if (rc == SESSID_OK) {
-            t->h->stats[SESSID_STAT_MISSES]++;
-            if (created != NULL)
-                *created = 1;
-        }
+        *l->created = 0;
+        return SESSID_OK;
     }
-    sessid_table_unlock(t);
+    int rc = sessid_id_new(l->id);
+    if (rc == SESSID_OK)
+        rc = insert_entry(t, l->digest, l->id, now);
+    if (rc == SESSID_OK) {
+        t->h->stats[SESSID_STAT_MISSES]++;
+        *l->created = 1;
+    }
     return rc;
+}
+
+int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
+                               double now, uint8_t id[SESSID_ID_LEN], int *created,
+                               sessid_lock_wait wait)
+{
+    int ignored;
+    if (created == NULL)
+        created = &ignored;
+    if (t->quick != NULL && sessid_table_quick_hit(t, digest, now, id)) {
+        *created = 0;
+        return SESSID_OK;
+    }
+    struct lookup l = {.digest = digest, .id = id, .created = created};
+    return run_locked(t, now, wait, get_or_create_locked, &l);
+}
+
+static int peek_locked(sessid_table *t, double now, void *args)
+{
+    struct lookup *l = args;
+    uint32_t slot = find_live(t, l->digest, now);
+    *l->created = slot != NIL && now < entry_at(t, slot)->last_use + l->window;
+    if (*l->created)
+        memcpy(l->id, entry_at(t, slot)->id, SESSID_ID_LEN);
+    return SESSID_OK;
 }
 
 int sessid_table_peek(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now,
                       double window, uint8_t id[SESSID_ID_LEN])
 {
-    if (enter(t, &now) != SESSID_OK)
-        return 0;
-    uint32_t slot = find_live(t, digest, now);
-    int found = slot != NIL && now < entry_at(t, slot)->last_use + window;
-    if (found)
-        memcpy(id, entry_at(t, slot)->id, SESSID_ID_LEN);
-    sessid_table_unlock(t);
-    return found;
+    int found = 0;
+    struct lookup l = {.digest = digest, .id = id, .created = &found, .window = window};
+    return run_locked(t, now, SESSID_LOCK_BEST_EFFORT, peek_locked, &l) == SESSID_OK && found;
+}
+
+static int put_locked(sessid_table *t, double now, void *args)
+{
+    struct lookup *l = args;
+    uint32_t slot = find_live(t, l->digest, now);
+    if (slot != NIL && memcmp(entry_at(t, slot)->id, l->id, SESSID_ID_LEN) != 0) {
+        release_slot(t, slot);                  /* replaced whole: an id is never half written */
+        slot = NIL;
+    }
+    if (slot == NIL)
+        return insert_entry(t, l->digest, l->id, now);
+    touch(t, slot, now);
+    return SESSID_OK;
 }
 
 int sessid_table_put(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
@@ -409,32 +533,21 @@ int sessid_table_put(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
 {
     if (!sessid_id_is_v4(id))
         return SESSID_EINVAL;
-    int rc = enter(t, &now);
-    if (rc != SESSID_OK)
-        return rc;
-    uint32_t slot = find_live(t, digest, now);
-    if (slot != NIL && memcmp(entry_at(t, slot)->id, id, SESSID_ID_LEN) != 0) {
-        release_slot(t, slot);                  /* replaced whole: an id is never half written */
-        slot = NIL;
-    }
-    if (slot == NIL)
-        rc = insert_entry(t, digest, id, now);
-    else
-        touch(t, slot, now);
-    sessid_table_unlock(t);
-    return rc;
+    struct lookup l = {.digest = digest, .id = (uint8_t *)id};
+    return run_locked(t, now, SESSID_LOCK_BEST_EFFORT, put_locked, &l);
+}
+
+static int remove_locked(sessid_table *t, double now, void *args)
+{
+    uint32_t slot = find_live(t, args, now);
+    if (slot != NIL)
+        release_slot(t, slot);
+    return SESSID_OK;
 }
 
 int sessid_table_remove(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now)
 {
-    int rc = enter(t, &now);
-    if (rc != SESSID_OK)
-        return rc;
-    uint32_t slot = find_live(t, digest, now);
-    if (slot != NIL)
-        release_slot(t, slot);
-    sessid_table_unlock(t);
-    return SESSID_OK;
+    return run_locked(t, now, SESSID_LOCK_REQUIRED, remove_locked, (void *)digest);
 }
 
 void sessid_table_prefetch(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
@@ -447,44 +560,111 @@ void sessid_table_prefetch(sessid_table *t, const uint8_t digest[SESSID_DIGEST_L
                                           + home_of(t, digest, capacity) * sizeof(struct entry)));
 }
 
-size_t sessid_table_purge(sessid_table *t, double now)
+/* Entries purge, len and clear of a shared table drop under one hold of its lock, and the share of
+ * the undo log they may fill: other processes wait for one piece at a time, and a death inside one
+ * undoes only that piece. */
+#define PIECE_ENTRIES 128
+
+/* 1 when a piece has done enough: its entries, or half of the undo log. */
+static int piece_done(const sessid_table *t, size_t done)
 {
-    if (enter(t, &now) != SESSID_OK)
+    if (t->quick == NULL)
         return 0;
-    size_t reclaimed = reclaim_expired(t, now, SIZE_MAX);
-    sessid_table_unlock(t);
-    return reclaimed;
+    return done >= PIECE_ENTRIES
+           || atomic_load_explicit(&t->file.state->undo.records, memory_order_relaxed) * 2
+                  >= t->file.undo_records;
 }
 
-size_t sessid_table_live(sessid_table *t, double now)
-{
-    if (enter(t, &now) != SESSID_OK)
-        return 0;
-    reclaim_expired(t, now, SIZE_MAX);
-    size_t live = t->h->count;
-    sessid_table_unlock(t);
-    return live;
-}
+struct piece {
+    size_t done;
+    double before;              /* clear: drops entries last used at or before this time */
+};
 
-void sessid_table_clear(sessid_table *t)
+static int purge_piece(sessid_table *t, double now, void *args)
 {
-    if (sessid_table_lock(t) != SESSID_OK)
-        return;
+    struct piece *p = args;
     struct head *h = t->h;
-    if (is_shared(t)) {
-        h->oldest = h->newest = NIL;
-        h->count = 0;
-        may_die_here();
-        for (size_t s = 0; s < h->capacity; s++) {
-            if (!is_blank(&t->slots[s])) {
-                wipe(&t->slots[s]);
-                may_die_here();
-            }
-        }
-    } else {
+    p->done = 0;
+    while (!piece_done(t, p->done) && !t->broken && h->oldest != NIL
+           && is_expired(t, entry_at(t, h->oldest), now)) {
+        release_slot(t, h->oldest);
+        h->stats[SESSID_STAT_EXPIRED]++;
+        p->done++;
+    }
+    return SESSID_OK;
+}
+
+/* Reclaims expired entries, a piece at a time; *reclaimed counts them. */
+static int purge_all(sessid_table *t, double now, size_t *reclaimed)
+{
+    *reclaimed = 0;
+    for (;;) {
+        struct piece p = {0};
+        int rc = run_locked(t, now, SESSID_LOCK_REQUIRED, purge_piece, &p);
+        if (rc != SESSID_OK)
+            return rc;
+        *reclaimed += p.done;
+        if (t->quick == NULL || p.done == 0)
+            return SESSID_OK;
+    }
+}
+
+int sessid_table_purge(sessid_table *t, double now, size_t *reclaimed)
+{
+    return purge_all(t, now, reclaimed);
+}
+
+static int read_count(sessid_table *t, double now, void *args)
+{
+    (void)now;
+    *(size_t *)args = t->h->count;
+    return SESSID_OK;
+}
+
+int sessid_table_live(sessid_table *t, double now, size_t *live)
+{
+    size_t reclaimed;
+    int rc = purge_all(t, now, &reclaimed);
+    if (rc == SESSID_OK)
+        rc = run_locked(t, now, SESSID_LOCK_REQUIRED, read_count, live);
+    return rc;
+}
+
+static int clear_piece(sessid_table *t, double now, void *args)
+{
+    (void)now;
+    struct piece *p = args;
+    struct head *h = t->h;
+    p->done = 0;
+    if (t->quick == NULL) {
         sessid_table_drop_arrays(t);
         h->count = 0;
         h->oldest = h->newest = NIL;
+        return SESSID_OK;
     }
-    sessid_table_unlock(t);
+    while (!piece_done(t, p->done) && !t->broken && h->oldest != NIL
+           && entry_at(t, h->oldest)->last_use <= p->before) {
+        release_slot(t, h->oldest);
+        p->done++;
+    }
+    return SESSID_OK;
+}
+
+static int read_clock(sessid_table *t, double now, void *args)
+{
+    (void)t;
+    *(double *)args = now;
+    return SESSID_OK;
+}
+
+int sessid_table_clear(sessid_table *t)
+{
+    struct piece p = {0};
+    int rc = run_locked(t, -INFINITY, SESSID_LOCK_REQUIRED, read_clock, &p.before);
+    while (rc == SESSID_OK) {
+        rc = run_locked(t, -INFINITY, SESSID_LOCK_REQUIRED, clear_piece, &p);
+        if (t->quick == NULL || p.done == 0)
+            break;
+    }
+    return rc;
 }

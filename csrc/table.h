@@ -44,6 +44,7 @@
 
 #include "digest.h"
 #include "idgen.h"
+#include "lock.h"
 #include "shared.h"
 
 /* The most entries a table can hold, with or without max_entries. */
@@ -58,6 +59,7 @@ enum sessid_stat {
     SESSID_STAT_EVICTED,    /* entries pushed out by max_entries */
     SESSID_STAT_KV_ERRORS,  /* KV failures, counted by the caller through sessid_table_count */
     SESSID_STAT_KV_SKIPPED, /* lookups answered without the KV while it was failing, likewise */
+    SESSID_STAT_LOCK_TIMEOUTS, /* calls that could not have a shared table's lock in time */
     SESSID_STAT_COUNT
 };
 
@@ -71,12 +73,21 @@ typedef struct sessid_stats {
 int sessid_table_new(double ttl, uint64_t max_entries, sessid_table **out);
 
 /* Opens the shared table in the file at path (see shared.h for names and paths), creating it when
- * absent, with room for max_entries (1..SESSID_TABLE_LIMIT) entries that live ttl seconds. On
- * success *out owns this process's handle (sessid_table_free unmaps it; the file stays). Returns 0,
- * SESSID_EFILE with *problem saying what is wrong with the file (another ttl or max_entries among
- * them), SESSID_EINVAL, SESSID_ENOMEM, SESSID_ERANDOM or SESSID_ESTATE. */
-int sessid_table_open_shared(const char *path, double ttl, uint64_t max_entries,
+ * absent if create is 1, with room for max_entries (1..SESSID_TABLE_LIMIT) entries that live ttl
+ * seconds. On success *out owns this process's handle (sessid_table_free unmaps it; the file
+ * stays). Its lock's waits last 1 second until sessid_table_set_lock_wait says otherwise. Returns
+ * 0, SESSID_EFILE with *problem saying what is wrong with the file (another ttl or max_entries
+ * among them; no file, when create is 0), SESSID_EINVAL, SESSID_ENOMEM, SESSID_ERANDOM or
+ * SESSID_ESTATE. */
+int sessid_table_open_shared(const char *path, double ttl, uint64_t max_entries, int create,
                              sessid_table **out, sessid_shared_problem *problem);
+
+/* A shared table: how long its calls wait on another process's hold of its lock, and the hooks run
+ * around such a wait (see lock.h). Nothing for a private table. Not while other threads use it. */
+void sessid_table_set_lock_wait(sessid_table *table, double timeout, const sessid_lock_hooks *hooks);
+
+/* 1 when the file of a shared table is no longer at path (removed, or replaced by another). */
+int sessid_table_moved(const sessid_table *table, const char *path);
 
 /* Frees a table and everything it holds (a shared table: this process's mapping); NULL is allowed.
  * No other thread may be using it. */
@@ -85,45 +96,55 @@ void sessid_table_free(sessid_table *table);
 /* The local get-or-create: copies the live id of digest to id and renews its expiry to now + ttl,
  * or, when there is none, makes a fresh random id, stores it and copies it to id. *created (created
  * may be NULL) is set to 1 when the id is new, 0 otherwise. Concurrent calls for one digest all get
- * the same id. Returns 0, SESSID_ENOMEM, SESSID_ERANDOM or SESSID_EFULL; the table is unchanged on
- * failure. */
+ * the same id. wait says how a shared table's lock is waited for (lock.h). Returns 0,
+ * SESSID_ENOMEM, SESSID_ERANDOM or SESSID_EFULL, and for a shared table SESSID_ETIMEDOUT,
+ * SESSID_EBUSY, SESSID_ELOCK or SESSID_EDAMAGED; the table is unchanged on failure. */
 int sessid_table_get_or_create(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN],
-                               double now, uint8_t id[SESSID_ID_LEN], int *created);
+                               double now, uint8_t id[SESSID_ID_LEN], int *created,
+                               sessid_lock_wait wait);
 
 /* A read for the near cache: returns 1, with id holding the id, when digest has a live entry that
  * was last stored or renewed less than `window` seconds before now (now < last use + window), and 0
- * otherwise. Neither the expiry nor the order of the entry changes. Never fails. */
+ * otherwise (also when a shared table's lock could not be had: a best-effort wait). Neither the
+ * expiry nor the order of the entry changes. Never fails. */
 int sessid_table_peek(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN], double now,
                       double window, uint8_t id[SESSID_ID_LEN]);
 
 /* Stores id (a version 4 UUID) for digest with its expiry at now + ttl, replacing any entry digest
- * had. Returns 0, SESSID_EINVAL (id is not version 4), SESSID_ENOMEM or SESSID_EFULL; the table is
- * unchanged on failure. */
+ * had (a best-effort wait for a shared table's lock). Returns 0, SESSID_EINVAL (id is not version
+ * 4), SESSID_ENOMEM or SESSID_EFULL, or a shared table's lock statuses as for get_or_create; the
+ * table is unchanged on failure. */
 int sessid_table_put(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN],
                      const uint8_t id[SESSID_ID_LEN], double now);
 
-/* Drops the entry of digest, if there is one. Returns 0 or SESSID_ESTATE. */
+/* Drops the entry of digest, if there is one. Returns 0, or a shared table's lock statuses as for
+ * get_or_create. */
 int sessid_table_remove(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN], double now);
 
 /* A hint that a lookup of digest follows soon: starts fetching the memory it will read. Safe to
  * call at any time from any thread, without the lock; it changes nothing. */
 void sessid_table_prefetch(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN]);
 
-/* Reclaims every expired entry and returns how many it reclaimed. Takes time in proportion to that
- * number. Never fails. */
-size_t sessid_table_purge(sessid_table *table, double now);
+/* The next three take time in proportion to the entries they drop; on a shared table they hold its
+ * lock for a bounded piece of that work at a time, so other processes wait for one piece at most.
+ * Each returns 0, or a shared table's lock statuses as for get_or_create. */
 
-/* Drops every entry and gives the memory back. Counters are kept. Never fails. */
-void sessid_table_clear(sessid_table *table);
+/* Reclaims every expired entry; *reclaimed tells how many. */
+int sessid_table_purge(sessid_table *table, double now, size_t *reclaimed);
 
-/* Reclaims expired entries, then returns the number of entries left. Never fails. */
-size_t sessid_table_live(sessid_table *table, double now);
+/* Drops every entry and gives the memory back (of a shared table: every entry last used before the
+ * call began). Counters are kept. */
+int sessid_table_clear(sessid_table *table);
 
-/* Adds one to a counter. */
+/* Reclaims expired entries; *live tells how many entries are left. */
+int sessid_table_live(sessid_table *table, double now, size_t *live);
+
+/* Adds one to a counter (unless a shared table's lock is held too long: a best-effort wait). */
 void sessid_table_count(sessid_table *table, enum sessid_stat stat);
 
-/* Copies the counters to *out, as one consistent snapshot. */
-void sessid_table_stats(sessid_table *table, sessid_stats *out);
+/* Copies the counters to *out, as one consistent snapshot. Returns 0, or a shared table's lock
+ * statuses as for get_or_create. */
+int sessid_table_stats(sessid_table *table, sessid_stats *out);
 
 
 #endif

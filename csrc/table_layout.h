@@ -28,58 +28,18 @@
 #include <string.h>
 
 #include "faults.h"
+#include "file_format.h"
 #include "lock.h"
 #include "shared.h"
 #include "table.h"
+#include "undo.h"
 
 #define NIL UINT32_MAX
+
+/* Seconds a shared table's time may be ahead of this host's monotonic clock before it counts as
+ * damaged. */
+#define CLOCK_AHEAD_MAX 86400.0
 #define ARRAY_BIT ((uint32_t)1 << 31)     /* slot numbers fit in 31 bits: see SESSID_TABLE_LIMIT */
-
-struct entry {
-    uint8_t digest[SESSID_DIGEST_LEN];
-    uint8_t id[SESSID_ID_LEN];          /* a version 4 UUID; its first half zero in an empty slot */
-    double last_use;                    /* expires at last_use + ttl */
-    uint32_t older, newer;              /* neighbours in the use-order list, NIL at the ends */
-};
-
-_Static_assert(sizeof(struct entry) == 64, "an entry is one cache line");
-
-/* The table's state; a shared table keeps it in its file. */
-struct head {
-    /* What a lookup reads: written once, or once per tick of the clock. */
-    double ttl;
-    uint64_t max_entries;
-    double clock;                       /* the latest `now` seen */
-    uint64_t seed[4];                   /* keys the slot hash, so no one can aim keys at one slot */
-    uint64_t capacity;
-    /* What every insert and removal writes, on a cache line of its own: in a shared table, another
-     * process's quick hits would otherwise wait for it at each change. */
-    alignas(64) uint64_t count;
-    uint32_t oldest, newest;
-    uint64_t stats[SESSID_STAT_COUNT];
-};
-
-/* A shared table lets a hit on an entry already used at the same instant (the coarse clock's tick)
- * answer without its lock: such a hit would change nothing but a counter. It reads the entry under
- * a sequence count, odd while a holder of the lock may be changing slots, and counts itself in one
- * of several counters picked by thread, so that processes hammering one table share no cache line
- * on that path. */
-#define QUICK_HIT_COUNTERS 64
-
-struct quick_hits {
-    alignas(64) _Atomic uint64_t seq;
-    alignas(64) struct {
-        _Atomic uint64_t hits;
-        char pad[56];
-    } counters[QUICK_HIT_COUNTERS];
-};
-
-struct shared_state {
-    struct head head;
-    struct quick_hits quick;
-};
-
-_Static_assert(sizeof(struct shared_state) <= SESSID_SHARED_STATE_SIZE, "it fits the file's room");
 
 /* The array a private table is growing out of. Its slots are emptied one at a time, going down
  * from just below an empty slot (`start`) and round to just above it: each slot emptied is then the
@@ -108,6 +68,7 @@ struct sessid_table {
     struct entry *slots;
     uintptr_t arrays[2];                /* where slots and old.slots would start were their slot
                                          * numbers indexes: by bit 31 of those numbers (entry_at) */
+    size_t bounds[2];                   /* and how many slots each has (0: none) */
     uint32_t array_bit;                 /* bit 31 of the slot numbers of `slots` */
     struct old_array old;               /* a private table's, while it grows */
     size_t growth_step;                 /* old slots an insert empties while the table grows */
@@ -115,6 +76,9 @@ struct sessid_table {
     _Atomic(struct entry *) prefetch_slots;     /* copies of slots and capacity for the lock-free */
     atomic_size_t prefetch_capacity;            /* prefetch hint; they may be out of date */
     sessid_shared_file file;            /* a shared table's mapping; base is NULL for a private one */
+    int broken;                         /* a slot number read from the file was out of range */
+    int rebuild;                        /* the file's state failed a check at open: rebuild it */
+    struct entry sink;                  /* what such a slot number reads and writes instead */
     struct head own;
 };
 
@@ -123,12 +87,20 @@ static inline int is_shared(const sessid_table *t)
     return t->file.base != NULL;
 }
 
-/* Takes the table's lock, repairing the table first if the last holder died holding it. Returns 0,
- * or SESSID_ESTATE for a shared lock beyond use (the lock is not held then). (table.c) */
+/* Takes the table's lock (a shared one waited for as `wait` says), undoing what a holder that died
+ * left half done (or rebuilding the table from its slots when that cannot be undone, or its head
+ * fails a check), and arms the undo log. Returns 0, or with the lock not held SESSID_ETIMEDOUT,
+ * SESSID_EBUSY or SESSID_ELOCK (lock.h). sessid_table_lock waits as a required call does.
+ * (table.c) */
+int sessid_table_lock_for(sessid_table *table, sessid_lock_wait wait);
 int sessid_table_lock(sessid_table *table);
-void sessid_table_unlock(sessid_table *table);
 
-/* Repairs a shared table whose lock's holder died (the caller holds the lock now). (repair.c) */
+/* Releases the lock. Returns 0, or SESSID_EDAMAGED when the call met a slot number out of range (a
+ * damaged file): its work was undone and the table rebuilt, and it may be tried again. (table.c) */
+int sessid_table_unlock(sessid_table *table);
+
+/* Rebuilds a shared table from its slots alone (the caller holds the lock): what a damaged file, or
+ * a death the undo log could not undo, calls for. (repair.c) */
 void sessid_table_repair(sessid_table *table);
 
 /* A hit without the lock on a shared table (quick.c): returns 1, with id set, when digest's entry
@@ -238,7 +210,23 @@ static inline size_t slot_index(uint32_t slot)
  * time, whether or not a growth is under way. */
 static inline struct entry *entry_at(const sessid_table *t, uint32_t slot)
 {
+    if (__builtin_expect(slot_index(slot) >= t->bounds[slot >> 31], 0)) {
+        /* Only a damaged file names such a slot: the call is undone, the table rebuilt. */
+        sessid_table *damaged = (sessid_table *)t;
+        damaged->broken = 1;
+        memset(&damaged->sink, 0, sizeof damaged->sink);
+        return &damaged->sink;
+    }
     return (struct entry *)(t->arrays[slot >> 31] + (uintptr_t)slot * sizeof(struct entry));
+}
+
+/* entry_at for a write: a shared table's undo log saves the slot first. */
+static inline struct entry *write_at(sessid_table *t, uint32_t slot)
+{
+    struct entry *e = entry_at(t, slot);
+    if (t->quick != NULL && e != &t->sink)
+        sessid_undo_save(t, slot);
+    return e;
 }
 
 /* Copies the entry at `from` into the empty slot `to` (the id last) and points its neighbours at
@@ -247,7 +235,7 @@ static inline void move_entry(sessid_table *t, uint32_t from, uint32_t to)
 {
     struct head *h = t->h;
     const struct entry *src = entry_at(t, from);
-    struct entry *e = entry_at(t, to);
+    struct entry *e = write_at(t, to);
     memcpy(e->digest, src->digest, SESSID_DIGEST_LEN);
     e->last_use = src->last_use;
     e->older = src->older;
@@ -256,12 +244,12 @@ static inline void move_entry(sessid_table *t, uint32_t from, uint32_t to)
     commit_id(e, src->id);
     may_die_here();
     if (e->older != NIL)
-        entry_at(t, e->older)->newer = to;
+        write_at(t, e->older)->newer = to;
     else
         h->oldest = to;
     may_die_here();
     if (e->newer != NIL)
-        entry_at(t, e->newer)->older = to;
+        write_at(t, e->newer)->older = to;
     else
         h->newest = to;
     may_die_here();
@@ -287,18 +275,19 @@ static inline int given_back(const struct old_array *old, size_t slot)
     return address >= old->released && address - old->released < old->given_back;
 }
 
-/* The slot of digest in an array of `capacity` slots (never full), from its first slot `slot`; NIL
- * when it has none. */
+/* The slot of digest in an array of `capacity` slots, from its first slot `slot`; NIL when it has
+ * none. At most `capacity` slots are read, should a damaged file have none empty. */
 static inline uint32_t probe(const struct entry *slots, size_t capacity, size_t slot,
                              const uint8_t digest[SESSID_DIGEST_LEN])
 {
-    for (;; slot = next_slot(slot, capacity)) {
+    for (size_t n = 0; n < capacity; n++, slot = next_slot(slot, capacity)) {
         const struct entry *e = &slots[slot];
         if (!occupied(e))
             return NIL;
         if (memcmp(e->digest, digest, SESSID_DIGEST_LEN) == 0)
             return (uint32_t)slot;
     }
+    return NIL;
 }
 
 /* The slot holding digest, or NIL. */

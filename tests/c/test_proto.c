@@ -2,6 +2,7 @@
 
 #include "../../csrc/sessid.h"
 #include "check.h"
+#include "table_calls.h"
 #include "fake_kv.h"
 #include "tests.h"
 
@@ -318,10 +319,10 @@ static void only_uuids_are_kept_locally(void)
     fake_kv_store(&r.kv, KEY, "custom-session", 14);
     char id[SESSID_VALUE_MAX + 1];
     CHECK_STATUS(rig_run(&r, 0, id), SESSID_OK);
-    CHECK(sessid_table_live(r.table, 0) == 0);
+    CHECK(table_live(r.table, 0) == 0);
     fake_kv_store(&r.kv, KEY, "01234567-89ab-4def-8012-3456789abcde", 36);
     CHECK_STATUS(rig_run(&r, 0, id), SESSID_OK);
-    CHECK(sessid_table_live(r.table, 0) == 1);
+    CHECK(table_live(r.table, 0) == 1);
     rig_free(&r);
 }
 
@@ -349,10 +350,10 @@ static void forget_deletes_here_and_in_the_kv(void)
     r.config.refresh_after = 10;
     char first[SESSID_VALUE_MAX + 1], second[SESSID_VALUE_MAX + 1];
     CHECK_STATUS(rig_run(&r, 0, first), SESSID_OK);
-    CHECK(sessid_table_live(r.table, 0) == 1);
+    CHECK(table_live(r.table, 0) == 1);
     CHECK_STATUS(rig_forget(&r, 1, &r.backend), SESSID_OK);
     CHECK(r.kv.calls[SESSID_OP_DELETE] == 1 && fake_kv_find(&r.kv, KEY) == NULL);
-    CHECK(sessid_table_live(r.table, 1) == 0);
+    CHECK(table_live(r.table, 1) == 0);
     CHECK_STATUS(rig_run(&r, 2, second), SESSID_OK);   /* near cache and KV are empty: a new id */
     CHECK(is_uuid_text(second) && strcmp(first, second) != 0);
     CHECK_STATUS(rig_forget(&r, 3, &r.backend), SESSID_OK);   /* and again: nothing is there */
@@ -370,7 +371,7 @@ static void a_failed_forget_fails_the_run(void)
     r.kv.fail[SESSID_OP_DELETE] = SESSID_EKV;
     CHECK_STATUS(rig_forget(&r, 1, &r.backend), SESSID_EKV);
     CHECK(fake_kv_find(&r.kv, KEY) != NULL);            /* the KV still holds it ... */
-    CHECK(sessid_table_live(r.table, 1) == 0);          /* ... the local copy is gone already */
+    CHECK(table_live(r.table, 1) == 0);          /* ... the local copy is gone already */
     rig_free(&r);
 }
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "table_calls.h"
 #include "../../csrc/sessid.h"
 #include "../../csrc/table_testing.h"
 #include "check.h"
@@ -31,7 +32,7 @@ static sessid_table *open_table(void)
 {
     sessid_table *t = NULL;
     sessid_shared_problem problem;
-    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES, &t, &problem), SESSID_OK);
+    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES, 1, &t, &problem), SESSID_OK);
     return t;
 }
 
@@ -39,7 +40,7 @@ static void get(sessid_table *t, int n, double now, uint8_t id[SESSID_ID_LEN])
 {
     uint8_t digest[SESSID_DIGEST_LEN];
     digest_of(n, digest);
-    CHECK_STATUS(sessid_table_get_or_create(t, digest, now, id, NULL), SESSID_OK);
+    CHECK_STATUS(sessid_table_get_or_create(t, digest, now, id, NULL, SESSID_LOCK_REQUIRED), SESSID_OK);
 }
 
 static void fresh_path(const char *what)
@@ -86,24 +87,24 @@ static void refuses_what_it_must(void)
     sessid_table *t = NULL;
     fresh_path("refuse");
     sessid_table_free(open_table());
-    CHECK_STATUS(sessid_table_open_shared(path, TTL + 1, MAX_ENTRIES, &t, &problem), SESSID_EFILE);
+    CHECK_STATUS(sessid_table_open_shared(path, TTL + 1, MAX_ENTRIES, 1, &t, &problem), SESSID_EFILE);
     CHECK(problem.kind == SESSID_SHARED_SETTINGS && problem.found_ttl == TTL);
-    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES + 1, &t, &problem), SESSID_EFILE);
+    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES + 1, 1, &t, &problem), SESSID_EFILE);
     CHECK(problem.kind == SESSID_SHARED_SETTINGS && problem.found_max_entries == MAX_ENTRIES);
     CHECK(chmod(path, 0620) == 0);
-    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES, &t, &problem), SESSID_EFILE);
+    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES, 1, &t, &problem), SESSID_EFILE);
     CHECK(problem.kind == SESSID_SHARED_MODE && problem.found_mode == 0620);
     CHECK(chmod(path, 0600) == 0);
     char link[160];
     snprintf(link, sizeof link, "%s.link", path);
     CHECK(symlink(path, link) == 0);
-    CHECK_STATUS(sessid_table_open_shared(link, TTL, MAX_ENTRIES, &t, &problem), SESSID_EFILE);
+    CHECK_STATUS(sessid_table_open_shared(link, TTL, MAX_ENTRIES, 1, &t, &problem), SESSID_EFILE);
     CHECK(problem.kind == SESSID_SHARED_SYMLINK);
     unlink(link);
     int fd = open(path, O_WRONLY);
     CHECK(fd >= 0 && pwrite(fd, "junk", 4, 0) == 4);
     close(fd);
-    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES, &t, &problem), SESSID_EFILE);
+    CHECK_STATUS(sessid_table_open_shared(path, TTL, MAX_ENTRIES, 1, &t, &problem), SESSID_EFILE);
     CHECK(problem.kind == SESSID_SHARED_NOT_A_TABLE);
     CHECK_STATUS(sessid_shared_remove(path, &problem), SESSID_EFILE);   /* not a table: kept */
     CHECK(access(path, F_OK) == 0);
@@ -122,7 +123,7 @@ static void a_full_table_evicts_and_keeps_its_size(void)
     uint8_t id[SESSID_ID_LEN];
     for (int i = 0; i < 3 * MAX_ENTRIES; i++)
         get(t, i, i, id);
-    CHECK(sessid_table_live(t, 3 * MAX_ENTRIES) == MAX_ENTRIES);
+    CHECK(table_live(t, 3 * MAX_ENTRIES) == MAX_ENTRIES);
     CHECK(stat(path, &after) == 0 && after.st_size == before.st_size);
     CHECK(sessid_table_check(t) == 0);
     sessid_table_free(t);
@@ -161,14 +162,14 @@ static void mutate(enum mutation m)
         get(t, 5000, 55, id);
         break;
     case EXPIRE:
-        sessid_table_purge(t, 65);
+        table_purge(t, 65);
         break;
     case REMOVE:
         digest_of(1000, digest);
         sessid_table_remove(t, digest, 55);
         break;
     case CLEAR:
-        sessid_table_clear(t);
+        table_clear(t);
         break;
     case HIT:
         get(t, 1000, 55, id);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "table_calls.h"
 #include "../../csrc/sessid.h"
 #include "../../csrc/table_testing.h"
 #include "check.h"
@@ -27,7 +28,7 @@ static int lookup(sessid_table *t, int n, double now, uint8_t id[SESSID_ID_LEN])
     uint8_t digest[SESSID_DIGEST_LEN];
     int created = -1;
     digest_of(n, digest);
-    CHECK_STATUS(sessid_table_get_or_create(t, digest, now, id, &created), SESSID_OK);
+    CHECK_STATUS(sessid_table_get_or_create(t, digest, now, id, &created, SESSID_LOCK_REQUIRED), SESSID_OK);
     return created;
 }
 
@@ -44,7 +45,7 @@ static void still_has(sessid_table *t, int first, int count, double now, uint8_t
 
 static size_t live_count(sessid_table *t, double now)
 {
-    return sessid_table_live(t, now);
+    return table_live(t, now);
 }
 
 static sessid_table *new_table(double ttl, uint64_t max_entries)
@@ -178,7 +179,7 @@ static void expiry_is_reclaimed_a_little_per_call(void)
     sessid_stats stats;
     sessid_table_stats(t, &stats);
     CHECK(stats.counters[SESSID_STAT_EXPIRED] > 0 && stats.counters[SESSID_STAT_EXPIRED] <= 4);
-    size_t reclaimed = sessid_table_purge(t, 50);
+    size_t reclaimed = table_purge(t, 50);
     CHECK(reclaimed + stats.counters[SESSID_STAT_EXPIRED] == 1000);
     CHECK(live_count(t, 50) == 1);
     for (int i = 0; i < 1000; i++)                    /* re-filling reuses the freed entries */
@@ -230,7 +231,7 @@ static void clear_drops_everything(void)
     uint8_t first[SESSID_ID_LEN], id[SESSID_ID_LEN];
     lookup(t, 1, 0, first);
     lookup(t, 2, 0, id);
-    sessid_table_clear(t);
+    table_clear(t);
     CHECK(live_count(t, 0) == 0);
     CHECK(sessid_table_footprint(t) == 0);
     CHECK(lookup(t, 1, 1, id) == 1);
@@ -271,7 +272,7 @@ static void *hammer_one_key(void *arg)
     int created;
     digest_of(99, digest);
     for (int i = 0; i < PER_THREAD; i++) {
-        if (sessid_table_get_or_create(h->table, digest, 1, id, &created) != SESSID_OK)
+        if (sessid_table_get_or_create(h->table, digest, 1, id, &created, SESSID_LOCK_REQUIRED) != SESSID_OK)
             h->disagreements++;
         if (i == 0)
             memcpy(h->first, id, SESSID_ID_LEN);
@@ -280,7 +281,7 @@ static void *hammer_one_key(void *arg)
         /* other keys churn the table meanwhile */
         uint8_t other[SESSID_DIGEST_LEN];
         digest_of(1000 + i % 500, other);
-        if (sessid_table_get_or_create(h->table, other, 1, id, &created) != SESSID_OK)
+        if (sessid_table_get_or_create(h->table, other, 1, id, &created, SESSID_LOCK_REQUIRED) != SESSID_OK)
             h->disagreements++;
     }
     return NULL;
@@ -323,7 +324,7 @@ static void *churn_table(void *arg)
     uint8_t id[SESSID_ID_LEN];
     int created;
     for (int i = 0; !atomic_load(&c->stop); i++) {
-        sessid_table_get_or_create(c->table, c->digests[i % CHURN_KEYS], i, id, &created);
+        sessid_table_get_or_create(c->table, c->digests[i % CHURN_KEYS], i, id, &created, SESSID_LOCK_REQUIRED);
         atomic_fetch_add(&c->calls, 1);
         if (c->light)
             usleep(100);
@@ -359,8 +360,8 @@ static void fork_while_another_thread_is_inside(void)
             int created;
             uint8_t digest[SESSID_DIGEST_LEN];
             CHECK_STATUS(sessid_digest("child", 5, digest), SESSID_OK);
-            int ok = sessid_table_get_or_create(t, digest, 1e9, id, &created) == SESSID_OK
-                     && sessid_table_get_or_create(t, digest, 1e9, again, &created) == SESSID_OK
+            int ok = sessid_table_get_or_create(t, digest, 1e9, id, &created, SESSID_LOCK_REQUIRED) == SESSID_OK
+                     && sessid_table_get_or_create(t, digest, 1e9, again, &created, SESSID_LOCK_REQUIRED) == SESSID_OK
                      && memcmp(id, again, SESSID_ID_LEN) == 0;
             _exit(ok ? 0 : 1);
         }
@@ -427,7 +428,7 @@ static int run_model(const struct model_run *run)
             int expect_created = !model_is_live(&m, k);
             if (expect_created)
                 model_make_room(&m);
-            CHECK_STATUS(sessid_table_get_or_create(t, digests[k], now, id, &created), SESSID_OK);
+            CHECK_STATUS(sessid_table_get_or_create(t, digests[k], now, id, &created, SESSID_LOCK_REQUIRED), SESSID_OK);
             wrong = created != expect_created || (!created && memcmp(id, e->id, SESSID_ID_LEN) != 0);
             model_use(&m, k, id);
         } else if (op == 10) {
@@ -446,7 +447,7 @@ static int run_model(const struct model_run *run)
         } else if (op == 14) {
             wrong = live_count(t, now) != model_live(&m);
         } else {
-            sessid_table_purge(t, now);
+            table_purge(t, now);
         }
         if (wrong) {
             fprintf(stderr, "step %d key %d op %d: the table and the model disagree\n", step, k, op);
@@ -654,7 +655,7 @@ static void expiry_and_eviction_reach_into_the_old_array(void)
     for (int i = 0; i < 200; i++)
         CHECK(lookup(t, old + i, 5, ids[i]) == 1);
     CHECK(sessid_table_growth_left(t) > 0);
-    CHECK(sessid_table_purge(t, 10) == (size_t)old);
+    CHECK(table_purge(t, 10) == (size_t)old);
     CHECK(sessid_table_growth_left(t) > 0);
     CHECK_STATUS(sessid_table_check(t), 0);
     still_has(t, old, 200, 11, ids);
@@ -730,7 +731,7 @@ static void clear_and_dump_while_growing(void)
     CHECK(found == n);                  /* those in the old array too */
     CHECK(dump != NULL && memmem(dump, len, "key-", 4) == NULL);
     free(dump);
-    sessid_table_clear(t);
+    table_clear(t);
     CHECK(sessid_table_growth_left(t) == 0);
     CHECK(sessid_table_footprint(t) == 0);
     CHECK_STATUS(sessid_table_check(t), 0);
@@ -755,7 +756,7 @@ static void a_growth_without_memory_changes_nothing(void)
         digest_of(i, digest);
         size_t count = live_count(t, 0), left = sessid_table_growth_left(t), held = sessid_table_footprint(t);
         sessid_table_fail_allocations(1);
-        int rc = sessid_table_get_or_create(t, digest, 0, ids[i], NULL);
+        int rc = sessid_table_get_or_create(t, digest, 0, ids[i], NULL, SESSID_LOCK_REQUIRED);
         sessid_table_fail_allocations(0);
         if (rc == SESSID_ENOMEM) {
             failures++;
@@ -763,7 +764,7 @@ static void a_growth_without_memory_changes_nothing(void)
             CHECK(live_count(t, 0) == count);
             CHECK(sessid_table_growth_left(t) == left && sessid_table_footprint(t) == held);
             CHECK_STATUS(sessid_table_check(t), 0);
-            rc = sessid_table_get_or_create(t, digest, 0, ids[i], NULL);
+            rc = sessid_table_get_or_create(t, digest, 0, ids[i], NULL, SESSID_LOCK_REQUIRED);
         }
         CHECK_STATUS(rc, SESSID_OK);
     }

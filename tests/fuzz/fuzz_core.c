@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../c/table_calls.h"
 #include "../../csrc/sessid.h"
 #include "../../csrc/table_testing.h"
 #include "../c/model.h"
@@ -186,8 +187,8 @@ static void *doomed_call(void *arg)
     uint8_t id[SESSID_ID_LEN];
     sessid_table_end_thread_after(d->step);
     if (d->purge)
-        sessid_table_purge(d->table, d->now);
-    else if (sessid_table_get_or_create(d->table, d->digest, d->now, id, NULL) != SESSID_OK)
+        table_purge(d->table, d->now);
+    else if (sessid_table_get_or_create(d->table, d->digest, d->now, id, NULL, SESSID_LOCK_REQUIRED) != SESSID_OK)
         abort();
     sessid_table_end_thread_after(0);
     d->finished = 1;
@@ -215,7 +216,7 @@ static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[]
             m->keys[i].present = 0;
         }
     }
-    if (sessid_table_live(t, now) != model_live(m) || sessid_table_check(t) != 0)
+    if (table_live(t, now) != model_live(m) || sessid_table_check(t) != 0)
         abort();
     /* A repair orders entries used at one instant by slot, which the model cannot know: use every
      * live key again, one at a time and in the model's order, so that both agree from here on. */
@@ -232,7 +233,7 @@ static void die_inside(sessid_table *t, struct model *m, const uint8_t digests[]
             break;
         uint8_t id[SESSID_ID_LEN];
         int created = -1;
-        if (sessid_table_get_or_create(t, digests[next], now, id, &created) != SESSID_OK
+        if (sessid_table_get_or_create(t, digests[next], now, id, &created, SESSID_LOCK_REQUIRED) != SESSID_OK
             || created || memcmp(id, m->keys[next].id, SESSID_ID_LEN) != 0)
             abort();
         model_use(m, next, id);
@@ -250,7 +251,7 @@ static sessid_table *open_table(int shared, uint64_t max_entries, char *path)
     snprintf(path, 64, "/dev/shm/sessid-fuzz-%d", (int)getpid());
     unlink(path);
     sessid_shared_problem problem;
-    if (sessid_table_open_shared(path, TTL, max_entries != 0 ? max_entries : KEYS, &t, &problem)
+    if (sessid_table_open_shared(path, TTL, max_entries != 0 ? max_entries : KEYS, 1, &t, &problem)
         != SESSID_OK)
         abort();
     return t;
@@ -298,7 +299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int expect = !model_is_live(&m, k);
             /* 12: a get whose allocation fails, should it have to grow the table */
             sessid_table_fail_allocations(op == 12);
-            int rc = sessid_table_get_or_create(t, digests[k], now, id, &created);
+            int rc = sessid_table_get_or_create(t, digests[k], now, id, &created, SESSID_LOCK_REQUIRED);
             sessid_table_fail_allocations(0);
             if (rc == SESSID_ENOMEM && op == 12 && expect && !shared)
                 break;                  /* and it changed nothing */
@@ -331,14 +332,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             model_use(&m, k, id);
             break;
         case 6:
-            sessid_table_purge(t, now);
+            table_purge(t, now);
             break;
         case 7:
-            if (sessid_table_live(t, now) != model_live(&m))
+            if (table_live(t, now) != model_live(&m))
                 abort();
             break;
         case 8:
-            sessid_table_clear(t);
+            table_clear(t);
             for (int i = 0; i < KEYS; i++)
                 m.keys[i].present = 0;
             break;
