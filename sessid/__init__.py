@@ -20,6 +20,7 @@ except ModuleNotFoundError as _missing:
 from ._sessid import (
     Error,
     KVError,
+    LockTimeout,
     Store,
     aget,
     aget_required,
@@ -36,6 +37,7 @@ __all__ = [
     "Error",
     "KV",
     "KVError",
+    "LockTimeout",
     "Store",
     "aget",
     "aget_required",

@@ -130,12 +130,13 @@ static PyObject *shared_problem_message(const char *path, const sessid_shared_pr
     }
     case SESSID_SHARED_LAYOUT_OTHER:
         return PyUnicode_FromFormat(
-            "shared table %s has layout %u, and this sessid reads layout %d: remove it with "
-            "sessid.remove_shared, or use another name", path, (unsigned)p->found_layout,
-            SESSID_SHARED_LAYOUT);
+            "shared table %s has layout %u (or was built with another struct layout), and this "
+            "sessid reads layout %d: remove it with sessid.remove_shared, or use another name",
+            path, (unsigned)p->found_layout, SESSID_SHARED_LAYOUT);
     case SESSID_SHARED_NOT_A_TABLE:
-        return PyUnicode_FromFormat("%s is not a sessid shared table (truncated, or another "
-                                    "file): remove it, or use another name", path);
+        return PyUnicode_FromFormat("%s is not a sessid shared table (%s), and sessid leaves it "
+                                    "as it is: remove it, or use another name", path,
+                                    p->what != NULL ? p->what : "another file");
     case SESSID_SHARED_SYMLINK:
         return PyUnicode_FromFormat("shared table %s is a symbolic link; sessid opens only a "
                                     "regular file", path);
@@ -166,6 +167,54 @@ PyObject *sessidpy_raise_shared_problem(sessidpy_state *state, const char *path,
     }
     return raise_chained(state->error, shared_problem_message(path, problem, ttl, max_entries),
                          cause);
+}
+
+PyObject *sessidpy_raise_table_status(sessidpy_state *state, int status, const char *path,
+                                      double lock_timeout)
+{
+    if (path == NULL)
+        return sessidpy_raise_status(state, status);
+    PyObject *seconds = PyFloat_FromDouble(lock_timeout);
+    if (seconds == NULL)
+        return NULL;
+    switch (status) {
+    case SESSID_ETIMEDOUT:
+    case SESSID_EBUSY:
+        PyErr_Format(state->lock_timeout,
+                     "another process held the lock of shared table %s for longer than "
+                     "lock_timeout (%R s): it may be stopped (SIGSTOP, a debugger, a frozen "
+                     "cgroup)", path, seconds);
+        break;
+    case SESSID_ELOCK:
+        PyErr_Format(state->error,
+                     "the lock of shared table %s is beyond repair (a program other than sessid "
+                     "released it unrepaired): remove the table (sessid.remove_shared, or python "
+                     "-m sessid remove) and restart the processes that use it", path);
+        break;
+    case SESSID_EDAMAGED:
+        PyErr_Format(state->error,
+                     "shared table %s is damaged beyond repair: remove it (sessid.remove_shared, "
+                     "or python -m sessid remove) and restart the processes that use it", path);
+        break;
+    default:
+        sessidpy_raise_status(state, status);
+    }
+    Py_DECREF(seconds);
+    return NULL;
+}
+
+int sessidpy_log_lock_timeout(sessidpy_state *state, const char *path, double lock_timeout,
+                              const char *answer)
+{
+    PyObject *log = sessidpy_load(&state->log_lock, "sessid._log", "hidden_lock_timeout");
+    if (log == NULL)
+        return -1;
+    sessidpy_raise_table_status(state, SESSID_ETIMEDOUT, path, lock_timeout);
+    PyObject *error = sessidpy_take_exception();
+    PyObject *logged = PyObject_CallFunction(log, "Osd", error, answer, lock_timeout);
+    Py_DECREF(error);
+    Py_XDECREF(logged);
+    return logged != NULL ? 0 : -1;
 }
 
 PyObject *sessidpy_take_exception(void)

@@ -38,6 +38,19 @@ PyObject *sessidpy_raise_shared_problem(sessidpy_state *state, const char *path,
                                         const sessid_shared_problem *problem, double ttl,
                                         uint64_t max_entries);
 
+/* Raises what a call on the table of a shared store at path failed with: LockTimeout for a lock
+ * held too long by another process (SESSID_ETIMEDOUT, SESSID_EBUSY; lock_timeout as the store has
+ * it), sessid.Error naming the file and the remedy for a lock beyond repair (SESSID_ELOCK) or a
+ * table damaged beyond repair (SESSID_EDAMAGED), else as sessidpy_raise_status. Returns NULL. */
+PyObject *sessidpy_raise_table_status(sessidpy_state *state, int status, const char *path,
+                                      double lock_timeout);
+
+/* Logs, on the sessid logger at WARNING, the LockTimeout a best-effort call answered without the
+ * table (answer: what it answered instead) for the window that begins. Returns 0, or -1 when
+ * logging itself failed. */
+int sessidpy_log_lock_timeout(sessidpy_state *state, const char *path, double lock_timeout,
+                              const char *answer);
+
 /* Takes the exception that is set (there must be one) and returns it, normalized, with its
  * traceback; the error indicator is left clear. */
 PyObject *sessidpy_take_exception(void);

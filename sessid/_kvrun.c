@@ -109,7 +109,7 @@ static PyObject *fallback_id(sessidpy_kvrun *r)
 {
     const sessidpy_kvconf *conf = r->conf;
     if (conf->fallback_local)
-        return sessidpy_local_id(conf->state, conf->proto.table, r->digest, r->now);
+        return sessidpy_local_id(conf->state, conf->proto.table, r->digest, r->now, 0, NULL, 0);
     return sessidpy_fresh_id(conf->state);
 }
 

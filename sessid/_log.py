@@ -1,4 +1,5 @@
-"""The sessid logger: a KV failure that a best-effort call (get, aget) answered without the KV."""
+"""The sessid logger: a KV failure that a best-effort call (get, aget) answered without the KV, and
+a shared table whose lock another process held too long."""
 
 from __future__ import annotations
 
@@ -14,3 +15,13 @@ def hidden_kv_failure(error: BaseException, answer: str, backoff: float) -> None
     else:
         then = f"get() answered {answer} (kv_backoff=0: every call asks the KV)"
     logger.warning("the KV failed: %s; %s", error, then, exc_info=error)
+
+
+def hidden_lock_timeout(error: BaseException, answer: str, window: float) -> None:
+    """Logs error (a LockTimeout) at WARNING: what best-effort calls answer for the next window."""
+    logger.warning(
+        "%s; get() and aget() answer %s without waiting for it for the next %g s",
+        error,
+        answer,
+        window,
+    )

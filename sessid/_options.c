@@ -197,6 +197,27 @@ static int parse_kv_backoff(PyObject *obj, sessidpy_options *o)
     return 0;
 }
 
+/* After parse_shared. */
+static int parse_lock_timeout(PyObject *obj, sessidpy_options *o)
+{
+    if (obj == NULL)
+        return 0;
+    if (o->shared_path == NULL) {
+        PyErr_SetString(PyExc_ValueError, "lock_timeout needs shared: only a shared table has a "
+                                          "lock that other processes hold");
+        return -1;
+    }
+    if (seconds_arg(obj, "lock_timeout", &o->lock_timeout) < 0)
+        return -1;
+    if (!(o->lock_timeout >= 0 && o->lock_timeout <= SESSIDPY_TTL_MAX)) {
+        PyErr_Format(PyExc_ValueError,
+                     "lock_timeout must be from 0 (never wait) to " SESSIDPY_TTL_MAX_TEXT
+                     " seconds, got %R", obj);
+        return -1;
+    }
+    return 0;
+}
+
 char *sessidpy_shared_path(PyObject *shared, PyObject **text)
 {
     if (text != NULL)
@@ -266,17 +287,18 @@ int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwar
                            sessidpy_options *o)
 {
     static char *kwlist[] = {"kv", "ttl", "prefix", "max_entries", "clock", "refresh_after",
-                             "on_kv_error", "kv_backoff", "shared", NULL};
+                             "on_kv_error", "kv_backoff", "shared", "lock_timeout", NULL};
     PyObject *kv = Py_None, *ttl = NULL, *prefix = NULL, *max_entries = Py_None;
     PyObject *clock = Py_None, *refresh_after = Py_None, *on_kv_error = NULL, *kv_backoff = NULL;
-    PyObject *shared = Py_None;
+    PyObject *shared = Py_None, *lock_timeout = NULL;
     memset(o, 0, sizeof *o);
     o->ttl = 3600.0;
     o->on_kv_error = SESSIDPY_ON_KV_ERROR_RANDOM;
     o->kv_backoff = 1.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOOOOOOO:Store", kwlist, &kv, &ttl, &prefix,
-                                     &max_entries, &clock, &refresh_after, &on_kv_error,
-                                     &kv_backoff, &shared))
+    o->lock_timeout = 1.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOOOOOOOO:Store", kwlist, &kv, &ttl,
+                                     &prefix, &max_entries, &clock, &refresh_after, &on_kv_error,
+                                     &kv_backoff, &shared, &lock_timeout))
         return -1;
     if ((ttl != NULL && parse_ttl(ttl, &o->ttl) < 0)
         || parse_max_entries(max_entries, &o->max_entries) < 0
@@ -286,7 +308,8 @@ int sessidpy_options_parse(sessidpy_state *state, PyObject *args, PyObject *kwar
         || parse_on_kv_error(on_kv_error, o) < 0
         || parse_kv_backoff(kv_backoff, o) < 0
         || parse_clock(clock, o) < 0
-        || parse_shared(shared, o) < 0)
+        || parse_shared(shared, o) < 0
+        || parse_lock_timeout(lock_timeout, o) < 0)
         return -1;
     o->clock.monotonic = sessid_clock_for(o->ttl / 1000);
     return 0;

@@ -23,6 +23,7 @@ typedef struct sessidpy_options {
     double kv_backoff;          /* 0: off */
     PyObject *shared;           /* strong: the shared= argument as given (a str), or NULL */
     char *shared_path;          /* PyMem: its file, or NULL for a private table */
+    double lock_timeout;        /* seconds a call waits on another process's hold of its lock */
     int kv_mode;                /* a kv was given */
     int kv_has_getex;           /* ... and it has a callable getex */
 } sessidpy_options;
@@ -31,7 +32,8 @@ typedef struct sessidpy_options {
 #define SESSIDPY_SHARED_DEFAULT_ENTRIES 100000
 
 /* Checks the arguments of Store(kv=None, *, ttl=3600.0, prefix="sessid:", max_entries=None,
- * clock=None, refresh_after=None, on_kv_error="random", kv_backoff=1.0, shared=None) into
+ * clock=None, refresh_after=None, on_kv_error="random", kv_backoff=1.0, shared=None,
+ * lock_timeout=1.0) into
  * *options. Each bad argument raises
  * TypeError or ValueError naming it and what was given. Clear options with sessidpy_options_clear
  * afterwards, whether this succeeded or not. */

@@ -206,7 +206,10 @@ static int module_exec(PyObject *module)
     if (add_exception(module, &st->error, "sessid.Error", "Base class of sessid's errors.", NULL) < 0
         || add_exception(module, &st->kv_error, "sessid.KVError",
                          "The KV failed; __cause__ is the KV's own exception, where it raised one.",
-                         st->error) < 0)
+                         st->error) < 0
+        || add_exception(module, &st->lock_timeout, "sessid.LockTimeout",
+                         "A required call waited lock_timeout for another process's hold of a "
+                         "shared table's lock.", st->error) < 0)
         return -1;
     if (intern(&st->str_get, "get") < 0 || intern(&st->str_set, "set") < 0
         || intern(&st->str_expire, "expire") < 0 || intern(&st->str_getex, "getex") < 0
@@ -232,6 +235,8 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->call_type);
     Py_VISIT(st->error);
     Py_VISIT(st->kv_error);
+    Py_VISIT(st->lock_timeout);
+    Py_VISIT(st->log_lock);
     Py_VISIT(st->default_store);
     Py_VISIT(st->drive);
     Py_VISIT(st->log_hidden);
@@ -248,6 +253,8 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->call_type);
     Py_CLEAR(st->error);
     Py_CLEAR(st->kv_error);
+    Py_CLEAR(st->lock_timeout);
+    Py_CLEAR(st->log_lock);
     Py_CLEAR(st->str_get);
     Py_CLEAR(st->str_set);
     Py_CLEAR(st->str_expire);

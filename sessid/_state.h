@@ -30,9 +30,11 @@ typedef struct sessidpy_state {
     PyTypeObject *call_type;
     PyObject *error;            /* sessid.Error */
     PyObject *kv_error;         /* sessid.KVError */
+    PyObject *lock_timeout;     /* sessid.LockTimeout */
     PyObject *default_store;    /* made on first use */
     PyObject *drive;            /* sessid._aio.drive, loaded on the first aget */
     PyObject *log_hidden;       /* sessid._log.hidden_kv_failure, loaded on the first one */
+    PyObject *log_lock;         /* sessid._log.hidden_lock_timeout, likewise */
     PyObject *str_get, *str_set, *str_expire, *str_getex, *str_delete, *str_close;
     PyObject *kwnames_ex;       /* ("ex",) */
     PyObject *kwnames_set;      /* ("nx", "ex") */

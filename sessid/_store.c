@@ -18,7 +18,80 @@ typedef struct {
     sessidpy_options options;
     sessid_table *table;
     sessidpy_kvconf kv;         /* what every KV lookup of this store shares */
+    /* A shared table's: when its name was last checked, and the tables it followed the name away
+     * from, kept until the store goes (a call in another thread may still be inside one). */
+    double name_checked_at;
+    sessid_table **left_behind;
+    size_t left_behind_count;
 } StoreObject;
+
+/* How often a shared store checks that its file is still the one at its name: one tick of the
+ * coarse clock. */
+#define FOLLOW_NAME_EVERY 0.004
+
+/* ---- a shared table's name ---- */
+
+static void *release_gil(void)
+{
+    return PyGILState_Check() ? PyEval_SaveThread() : NULL;
+}
+
+static void take_gil(void *token)
+{
+    if (token != NULL)
+        PyEval_RestoreThread(token);
+}
+
+static const sessid_lock_hooks gil_hooks = {release_gil, take_gil};
+
+/* Opens the store's shared table (making it if create), waiting for its lock as lock_timeout says.
+ * Returns 0, or -1 with sessid.Error naming the file. */
+static int open_shared(StoreObject *self, int create, sessid_table **out)
+{
+    const sessidpy_options *o = &self->options;
+    sessid_shared_problem problem;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS              /* it may wait for another process making the file */
+    rc = sessid_table_open_shared(o->shared_path, o->ttl, o->max_entries, create, out, &problem);
+    Py_END_ALLOW_THREADS
+    if (rc == SESSID_OK) {
+        sessid_table_set_lock_wait(*out, o->lock_timeout, &gil_hooks);
+        return 0;
+    }
+    if (rc == SESSID_EFILE)
+        sessidpy_raise_shared_problem(self->state, o->shared_path, &problem, o->ttl,
+                                      o->max_entries);
+    else
+        sessidpy_raise_status(self->state, rc);
+    return -1;
+}
+
+/* Once a tick: when the file at the store's name is no longer its table's (removed, or replaced),
+ * moves to the table now there, making it if there is none, so that every process of the host
+ * keeps one id per key. Returns 0, or -1 with the error of opening it (the store keeps its table
+ * and tries again at the next tick). */
+static int follow_name(StoreObject *self, double now)
+{
+    if (!(now - self->name_checked_at >= FOLLOW_NAME_EVERY) && now >= self->name_checked_at)
+        return 0;
+    self->name_checked_at = now;
+    if (!sessid_table_moved(self->table, self->options.shared_path))
+        return 0;
+    sessid_table **grown = PyMem_Realloc(self->left_behind,
+                                         (self->left_behind_count + 1) * sizeof *grown);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->left_behind = grown;
+    sessid_table *table;
+    if (open_shared(self, 1, &table) < 0)
+        return -1;
+    self->left_behind[self->left_behind_count++] = self->table;
+    self->table = table;
+    self->kv.proto.table = table;
+    return 0;
+}
 
 /* ---- lookups ---- */
 
@@ -31,8 +104,19 @@ static int prepare(StoreObject *self, PyObject *api_key, uint8_t digest[SESSID_D
         return -1;
     if (*empty)
         return 0;
+    if (sessidpy_clock_read(&self->options.clock, now) < 0)
+        return -1;
+    if (self->options.shared_path != NULL && follow_name(self, *now) < 0)
+        return -1;
     sessid_table_prefetch(self->table, digest);
-    return sessidpy_clock_read(&self->options.clock, now);
+    return 0;
+}
+
+/* Raises what a call on the store's table failed with. Returns NULL. */
+static PyObject *raise_table(StoreObject *self, int status)
+{
+    return sessidpy_raise_table_status(self->state, status, self->options.shared_path,
+                                       self->options.lock_timeout);
 }
 
 /* The store's kv, or NULL with sessid.Error once the garbage collector has torn the store down. */
@@ -51,12 +135,14 @@ static PyObject *answer_here(StoreObject *self, const uint8_t digest[SESSID_DIGE
     *done = 1;
     if (kind == SESSIDPY_FORGET && (empty || !self->options.kv_mode)) {
         int rc = empty ? SESSID_OK : sessid_table_remove(self->table, digest, now);
-        return rc == SESSID_OK ? Py_NewRef(Py_None) : sessidpy_raise_status(self->state, rc);
+        return rc == SESSID_OK ? Py_NewRef(Py_None) : raise_table(self, rc);
     }
     if (empty)
         return sessidpy_fresh_id(self->state);
     if (!self->options.kv_mode)
-        return sessidpy_local_id(self->state, self->table, digest, now);
+        return sessidpy_local_id(self->state, self->table, digest, now,
+                                 kind == SESSIDPY_REQUIRED, self->options.shared_path,
+                                 self->options.lock_timeout);
     *done = 0;
     return NULL;
 }
@@ -172,16 +258,18 @@ static PyObject *store_purge(StoreObject *self, PyObject *unused)
 {
     (void)unused;
     double now;
+    size_t reclaimed;
     if (sessidpy_clock_read(&self->options.clock, &now) < 0)
         return NULL;
-    return PyLong_FromSize_t(sessid_table_purge(self->table, now));
+    int rc = sessid_table_purge(self->table, now, &reclaimed);
+    return rc == SESSID_OK ? PyLong_FromSize_t(reclaimed) : raise_table(self, rc);
 }
 
 static PyObject *store_clear(StoreObject *self, PyObject *unused)
 {
     (void)unused;
-    sessid_table_clear(self->table);
-    Py_RETURN_NONE;
+    int rc = sessid_table_clear(self->table);
+    return rc == SESSID_OK ? Py_NewRef(Py_None) : raise_table(self, rc);
 }
 
 static PyObject *store_stats(StoreObject *self, PyObject *unused)
@@ -194,9 +282,12 @@ static PyObject *store_stats(StoreObject *self, PyObject *unused)
         [SESSID_STAT_EVICTED] = "evicted",
         [SESSID_STAT_KV_ERRORS] = "kv_errors",
         [SESSID_STAT_KV_SKIPPED] = "kv_skipped",
+        [SESSID_STAT_LOCK_TIMEOUTS] = "lock_timeouts",
     };
     sessid_stats stats;
-    sessid_table_stats(self->table, &stats);
+    int rc = sessid_table_stats(self->table, &stats);
+    if (rc != SESSID_OK)
+        return raise_table(self, rc);
     PyObject *dict = PyDict_New();
     for (int i = 0; dict != NULL && i < SESSID_STAT_COUNT; i++) {
         PyObject *count = PyLong_FromUnsignedLongLong(stats.counters[i]);
@@ -217,9 +308,15 @@ static int store_bool(StoreObject *self)
 static Py_ssize_t store_len(StoreObject *self)
 {
     double now;
+    size_t live;
     if (sessidpy_clock_read(&self->options.clock, &now) < 0)
         return -1;
-    return (Py_ssize_t)sessid_table_live(self->table, now);
+    int rc = sessid_table_live(self->table, now, &live);
+    if (rc != SESSID_OK) {
+        raise_table(self, rc);
+        return -1;
+    }
+    return (Py_ssize_t)live;
 }
 
 /* For tests that check what the table keeps. */
@@ -306,6 +403,14 @@ static PyObject *store_get_shared(StoreObject *self, void *closure)
     return optional_object(self->options.shared);
 }
 
+static PyObject *store_get_lock_timeout(StoreObject *self, void *closure)
+{
+    (void)closure;
+    if (self->options.shared_path == NULL)
+        Py_RETURN_NONE;
+    return PyFloat_FromDouble(self->options.lock_timeout);
+}
+
 static PyObject *store_get_on_kv_error(StoreObject *self, void *closure)
 {
     (void)closure;
@@ -318,16 +423,19 @@ static PyObject *store_repr(StoreObject *self)
     PyObject *refresh_after = store_get_refresh_after(self, NULL);
     PyObject *ttl = store_get_ttl(self, NULL);
     PyObject *kv_backoff = store_get_kv_backoff(self, NULL);
+    PyObject *lock_timeout = store_get_lock_timeout(self, NULL);
     PyObject *repr = NULL;
-    if (max_entries != NULL && refresh_after != NULL && ttl != NULL && kv_backoff != NULL) {
+    if (max_entries != NULL && refresh_after != NULL && ttl != NULL && kv_backoff != NULL
+        && lock_timeout != NULL) {
         PyObject *kv = self->options.kv != NULL ? self->options.kv : Py_None;
         PyObject *shared = self->options.shared != NULL ? self->options.shared : Py_None;
         repr = PyUnicode_FromFormat(
             "sessid.Store(kv=%R, ttl=%R, prefix=%R, max_entries=%R, refresh_after=%R, "
-            "on_kv_error='%s', kv_backoff=%R, shared=%R)", kv, ttl, self->options.prefix.text,
-            max_entries, refresh_after, sessidpy_on_kv_error_name(self->options.on_kv_error),
-            kv_backoff, shared);
+            "on_kv_error='%s', kv_backoff=%R, shared=%R, lock_timeout=%R)", kv, ttl,
+            self->options.prefix.text, max_entries, refresh_after,
+            sessidpy_on_kv_error_name(self->options.on_kv_error), kv_backoff, shared, lock_timeout);
     }
+    Py_XDECREF(lock_timeout);
     Py_XDECREF(max_entries);
     Py_XDECREF(refresh_after);
     Py_XDECREF(ttl);
@@ -361,21 +469,10 @@ static void init_kv_conf(StoreObject *self)
 static int make_table(StoreObject *self)
 {
     const sessidpy_options *o = &self->options;
-    sessid_shared_problem problem;
-    int rc;
-    if (o->shared_path == NULL) {
-        rc = sessid_table_new(o->ttl, o->max_entries, &self->table);
-        if (rc != SESSID_OK)
-            sessidpy_raise_status(self->state, rc);
-        return rc == SESSID_OK ? 0 : -1;
-    }
-    Py_BEGIN_ALLOW_THREADS              /* it may wait for another process making the file */
-    rc = sessid_table_open_shared(o->shared_path, o->ttl, o->max_entries, &self->table, &problem);
-    Py_END_ALLOW_THREADS
-    if (rc == SESSID_EFILE)
-        sessidpy_raise_shared_problem(self->state, o->shared_path, &problem, o->ttl,
-                                      o->max_entries);
-    else if (rc != SESSID_OK)
+    if (o->shared_path != NULL)
+        return open_shared(self, 1, &self->table);
+    int rc = sessid_table_new(o->ttl, o->max_entries, &self->table);
+    if (rc != SESSID_OK)
         sessidpy_raise_status(self->state, rc);
     return rc == SESSID_OK ? 0 : -1;
 }
@@ -420,6 +517,9 @@ static void store_dealloc(StoreObject *self)
     PyObject_GC_UnTrack(self);
     sessidpy_options_clear(&self->options);
     sessid_table_free(self->table);
+    for (size_t i = 0; i < self->left_behind_count; i++)
+        sessid_table_free(self->left_behind[i]);
+    PyMem_Free(self->left_behind);
     type->tp_free(self);
     Py_DECREF(type);
 }
@@ -473,13 +573,17 @@ static PyGetSetDef store_getset[] = {
      "Seconds get() and aget() leave a failing KV alone; 0 for never.", NULL},
     {"shared", (getter)store_get_shared, NULL,
      "The shared table's name or path, or None for a table in this process.", NULL},
+    {"lock_timeout", (getter)store_get_lock_timeout, NULL,
+     "Seconds a call waits on another process's hold of the shared table's lock; None without "
+     "shared.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyType_Slot store_slots[] = {
     {Py_tp_doc,
      "Store(kv=None, *, ttl=3600.0, prefix='sessid:', max_entries=None, clock=None, "
-     "refresh_after=None, on_kv_error='random', kv_backoff=1.0, shared=None)\n--\n\n"
+     "refresh_after=None, on_kv_error='random', kv_backoff=1.0, shared=None, "
+     "lock_timeout=1.0)\n--\n\n"
      "Stable random session ids per API key, with a sliding TTL, kept in this process, in a table "
      "every process of the host shares (shared=), or in a shared KV with the redis-py client API."},
     {Py_tp_new, store_new},

@@ -63,7 +63,7 @@ def test_exception_hierarchy():
 
 def test_public_names():
     assert sorted(sessid.__all__) == sorted(
-        ["AsyncKV", "Error", "KV", "KVError", "Store", "aget", "aget_required", "default_store", "get",
+        ["AsyncKV", "Error", "KV", "KVError", "LockTimeout", "Store", "aget", "aget_required", "default_store", "get",
          "get_required", "remove_shared", "set_default_store"]
     )
     assert isinstance(sessid.__version__, str)
