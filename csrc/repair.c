@@ -5,7 +5,7 @@
 #include <assert.h>
 #include <math.h>
 
-#include "table_testing.h"
+#include "diagnostics.h"
 
 /* ---- repair: a shared table after a process died holding its lock ----
  * Works from the slots alone, in place, with no allocation: empties every slot that holds no whole
