@@ -1,5 +1,6 @@
-/* The sliding-TTL table's operations, in private memory or in a shared file: lookups, inserts,
- * expiry and LRU eviction, growth, and a shared table's lock-free quick hits. */
+/* The sliding-TTL table's operations, in private memory or in a shared file: its lock and counters,
+ * lookups, inserts, expiry and LRU eviction. A private table's growth is growth.c's, a shared
+ * table's hits without the lock quick.c's, and its repair after a death repair.c's. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -233,7 +234,7 @@ static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN]
 }
 
 /* Takes the lock and brings the table's time up to *now, which then holds the time to use.
- * Returns 0 or SESSID_ESTATE (see lock_table). */
+ * Returns 0 or SESSID_ESTATE (see sessid_table_lock). */
 static int enter(sessid_table *t, double *now)
 {
     int rc = sessid_table_lock(t);
