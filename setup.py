@@ -101,7 +101,7 @@ def extension():
     compile_args = ["-std=c11", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"]
     link_args = list(libs)
     if os.environ.get("SESSID_DEBUG"):
-        compile_args += ["-O0", "-g3", "-UNDEBUG", "-DSESSID_FAULT_INJECTION"]
+        compile_args += ["-O0", "-g3", "-UNDEBUG", "-DSESSID_FAULT_INJECTION", "-DSESSID_TESTING"]
     else:
         compile_args += ["-O2"]
     sanitizers = os.environ.get("SESSID_SANITIZE")

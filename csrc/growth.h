@@ -1,6 +1,6 @@
 /* The growth of a private table, for table.c (growth.c): its slot arrays, and a growth spread over
  * the inserts that follow it. Not part of the core's contract. Every function here is called with
- * the table's lock held.
+ * the table's lock held, or while no other thread can reach the table (opening it, freeing it).
  *
  * A table that must grow makes a new array and keeps the old one until each insert, having added
  * its entry, has moved the entries of the next GROWTH_STEP old slots across

@@ -7,7 +7,8 @@
  * This vtable and sessid_proto_run (proto.h) are the contract for KV backends written in C: the
  * core's tests drive the protocol through a fake backend of this kind, and so do the fuzzers. The
  * Python binding does not use it: it steps the protocol itself (sessid_proto_next / _feed), so that
- * one loop serves a synchronous client and an asyncio one.
+ * one loop serves a synchronous client and an asyncio one. sessid_proto_run is therefore built
+ * only for the tests (SESSID_TESTING).
  *
  * For every method:
  *   - key[0..key_len) is the KV key (not NUL-terminated); value[0..value_len) likewise;

@@ -1,5 +1,5 @@
-/* The get-or-create protocol over a KV, as a state machine, and its synchronous driver for native
- * C backends. */
+/* The get-or-create protocol over a KV, as a state machine; and, built only with SESSID_TESTING,
+ * its synchronous driver for native C backends, through which the tests drive it. */
 #include "proto.h"
 
 #include <assert.h>
@@ -270,6 +270,7 @@ int sessid_proto_created(const sessid_proto *run)
     return run->created;
 }
 
+#ifdef SESSID_TESTING
 static int perform(const sessid_kv *kv, const sessid_op *op, sessid_kv_value *out)
 {
     const sessid_kv_methods *m = kv->methods;
@@ -309,3 +310,4 @@ int sessid_proto_run(sessid_proto *run, const sessid_kv *kv)
     size_t len;
     return sessid_proto_result(run, &text, &len);
 }
+#endif

@@ -20,9 +20,9 @@
  *         sessid_proto_feed(&run, <status of performing *op>, <value it returned, or NULL>);
  *     status = sessid_proto_result(&run, &text, &text_len);
  *
- * so every driver shares this code: sessid_proto_run below, for a native backend (kv.h), and the
- * Python binding's one loop, which performs each operation on a Python object and, for an asyncio
- * client, awaits it. A run allocates nothing, holds no lock between steps and needs no cleanup, so
+ * so every driver shares this code: the Python binding's one loop, which performs each operation on
+ * a Python object and, for an asyncio client, awaits it, and sessid_proto_run below, for a native
+ * backend (kv.h), through which the core's tests and fuzzer drive the protocol. A run allocates nothing, holds no lock between steps and needs no cleanup, so
  * it may be abandoned at any step.
  */
 #ifndef SESSID_PROTO_H
@@ -124,10 +124,13 @@ int sessid_proto_result(const sessid_proto *run, const char **text, size_t *text
 /* 1 when the run stored the id it made itself, 0 when the id came from the KV or the table. */
 int sessid_proto_created(const sessid_proto *run);
 
-/* The synchronous driver for a native backend (kv.h): performs each operation through kv until the
- * run is over and returns what sessid_proto_result would. SESSID_EINVAL when kv is not a version 1
- * or later backend with get, set_nx and expire. A DELETE on a backend without del (version 2)
- * fails the run with SESSID_EUNSUPPORTED. */
+#ifdef SESSID_TESTING
+/* The synchronous driver for a native backend (kv.h), built only with SESSID_TESTING (the C tests,
+ * the fuzzer, SESSID_DEBUG=1 builds of the extension): performs each operation through kv until
+ * the run is over and returns what sessid_proto_result would. SESSID_EINVAL when kv is not a
+ * version 1 or later backend with get, set_nx and expire. A DELETE on a backend without del
+ * (version 2) fails the run with SESSID_EUNSUPPORTED. */
 int sessid_proto_run(sessid_proto *run, const sessid_kv *kv);
+#endif
 
 #endif

@@ -10,7 +10,7 @@ static _Atomic uint64_t *quick_hit_counter(struct quick_hits *quick)
     static _Thread_local int mine = -1;
     if (mine < 0) {
         uint64_t h = (uint64_t)(uintptr_t)&mine * 0x9e3779b97f4a7c15u;
-        mine = (int)(h >> 58);          /* 64 counters */
+        mine = (int)((h >> 32) * QUICK_HIT_COUNTERS >> 32);    /* h's top bits, scaled */
     }
     return &quick->counters[mine].hits;
 }

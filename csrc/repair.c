@@ -7,7 +7,7 @@
 #include <math.h>
 
 #include "clock.h"
-#include "table_testing.h"
+#include "diagnostics.h"
 
 /* ---- rebuild: a shared table whose state cannot be believed ----
  * Works from the slots alone, in place, with no allocation, and trusts none of them: empties every

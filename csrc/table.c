@@ -1,10 +1,11 @@
-/* The sliding-TTL table's operations, in private memory or in a shared file: lookups, inserts,
- * expiry and LRU eviction, growth, and a shared table's lock-free quick hits. */
+/* The sliding-TTL table's operations, in private memory or in a shared file: its lock and counters,
+ * lookups, inserts, expiry and LRU eviction, and the bounded pieces of purge, len and clear. A
+ * private table's growth is growth.c's, a shared table's hits without the lock quick.c's, its undo
+ * log undo.c's, and its rebuild from the slots repair.c's. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "growth.h"
-#include "table_testing.h"
 
 #include <assert.h>
 #include <math.h>

@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-#include "../csrc/table_testing.h"
+#include "../csrc/diagnostics.h"
 #include "_apikey.h"
 #include "_call.h"
 #include "_errors.h"

@@ -1,8 +1,8 @@
 /* libFuzzer target for the C core: drives the table and the protocol state machine with keys, clock
  * moves and KV replies taken from the input, and checks the table against a small model.
  *
- *   clang -DSESSID_FAULT_INJECTION -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_core.c \
- *       csrc/(*).c -lcrypto -luuid
+ *   clang -DSESSID_FAULT_INJECTION -DSESSID_TESTING -fsanitize=fuzzer,address,undefined \
+ *       tests/fuzz/fuzz_core.c csrc/(*).c -lcrypto -luuid
  *
  * Input: the first byte sets max_entries (its low four bits: 0 = none, 1 to 11, or 75 to 300), how
  * many old slots each insert empties while a private table grows (bits 4 and 5: the table's own, 1,
