@@ -3,8 +3,10 @@
 #include "_errors.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 PyObject *sessidpy_raise_status(sessidpy_state *state, int status)
@@ -103,11 +105,52 @@ int sessidpy_log_hidden_kv_failure(sessidpy_state *state, sessidpy_kv_failure *f
     return logged != NULL ? 0 : -1;
 }
 
+/* "1000 (alice)", or "1000" for a uid with no user name: who a user can ask, or run as. */
+static void describe_user(unsigned long uid, char *out, size_t size)
+{
+    struct passwd entry, *found = NULL;
+    char names[2048];
+    if (getpwuid_r((uid_t)uid, &entry, names, sizeof names, &found) == 0 && found != NULL)
+        snprintf(out, size, "%lu (%s)", uid, found->pw_name);
+    else
+        snprintf(out, size, "%lu", uid);
+}
+
+/* For open() refused with EACCES: whose the file is, read from the path itself (the open failed, so
+ * there is no descriptor to ask), so that the message names someone a user can act on. NULL when the
+ * path cannot be read either (a directory this user cannot search), and the system's words stay
+ * alone. */
+static PyObject *access_denied_message(const char *path, const sessid_shared_problem *p)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return NULL;
+    char owner[300], me[300];
+    describe_user((unsigned long)st.st_uid, owner, sizeof owner);
+    if (st.st_uid != geteuid()) {
+        describe_user((unsigned long)geteuid(), me, sizeof me);
+        return PyUnicode_FromFormat("shared table %s belongs to user %s, and this process's user %s "
+                                    "cannot open it (%s() failed: %s): run as user %s, or use "
+                                    "another name", path, owner, me, p->call,
+                                    strerror(p->errno_value), owner);
+    }
+    char mode[24];                      /* PyUnicode_FromFormat has no octal conversion */
+    snprintf(mode, sizeof mode, "%04lo", (unsigned long)(st.st_mode & 07777));
+    return PyUnicode_FromFormat("shared table %s: %s() failed: %s (the file belongs to this "
+                                "process's user %s, with mode %s)", path, p->call,
+                                strerror(p->errno_value), owner, mode);
+}
+
 static PyObject *shared_problem_message(const char *path, const sessid_shared_problem *p,
                                         double ttl, uint64_t max_entries)
 {
     switch (p->kind) {
     case SESSID_SHARED_SYSTEM:
+        if (p->errno_value == EACCES && strcmp(p->call, "open") == 0) {
+            PyObject *message = access_denied_message(path, p);
+            if (message != NULL || PyErr_Occurred())
+                return message;
+        }
         return PyUnicode_FromFormat("shared table %s: %s() failed: %s%s", path, p->call,
                                     strerror(p->errno_value),
                                     p->errno_value == ENOSPC
@@ -140,9 +183,14 @@ static PyObject *shared_problem_message(const char *path, const sessid_shared_pr
     case SESSID_SHARED_SYMLINK:
         return PyUnicode_FromFormat("shared table %s is a symbolic link; sessid opens only a "
                                     "regular file", path);
-    case SESSID_SHARED_OWNER:
-        return PyUnicode_FromFormat("shared table %s belongs to user %lu, not to this process's "
-                                    "user %lu", path, p->found_uid, (unsigned long)geteuid());
+    case SESSID_SHARED_OWNER: {
+        char owner[300], me[300];
+        describe_user(p->found_uid, owner, sizeof owner);
+        describe_user((unsigned long)geteuid(), me, sizeof me);
+        return PyUnicode_FromFormat("shared table %s belongs to user %s, not to this process's "
+                                    "user %s: run as user %s, or use another name", path, owner,
+                                    me, owner);
+    }
     case SESSID_SHARED_MODE: {
         char mode[24];                  /* PyUnicode_FromFormat has no octal conversion */
         snprintf(mode, sizeof mode, "0%lo", p->found_mode);

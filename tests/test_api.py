@@ -102,7 +102,8 @@ def test_python_m_sessid_works_from_a_checkout_root_after_a_plain_install(tmp_pa
     shutil.copytree(package, site / "sessid")
     shutil.copytree(package, checkout / "sessid", ignore=shutil.ignore_patterns("*.so", "__pycache__"))
     env = dict(os.environ, PYTHONPATH=str(site))
-    out = subprocess.run([sys.executable, "-S", "-m", "sessid", "get", "sk-1"], cwd=checkout, env=env,
+    table = ["--shared", str(tmp_path / "table"), "--create", "--max-entries", "100"]
+    out = subprocess.run([sys.executable, "-S", "-m", "sessid", "get", "sk-1", *table], cwd=checkout, env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert is_uuid4(out.stdout.strip())
