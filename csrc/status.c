@@ -38,6 +38,8 @@ const char *sessid_strerror(int status)
         return "the shared table's lock is beyond repair";
     case SESSID_EDAMAGED:
         return "the shared table's file is damaged beyond repair";
+    case SESSID_ECLOCK:
+        return "this process's time namespace offset (/proc/self/timens_offsets) cannot be read";
     default:
         return "unknown sessid status";
     }

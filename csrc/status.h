@@ -25,7 +25,8 @@ enum {
     SESSID_EBUSY = -14,       /* a shared table's lock was held, and the call did not wait (see lock.h) */
     SESSID_ELOCK = -15,       /* a shared table's lock is beyond repair: released by a holder that
                                * had not repaired the table (never sessid itself) */
-    SESSID_EDAMAGED = -16     /* a shared table's file holds what no table can hold, beyond repair */
+    SESSID_EDAMAGED = -16,    /* a shared table's file holds what no table can hold, beyond repair */
+    SESSID_ECLOCK = -17       /* this process's time namespace's offset to the host cannot be read */
 };
 
 /* Returns a static, human-readable sentence for a status (never NULL, never to be freed). */

@@ -50,7 +50,14 @@ static int open_shared(StoreObject *self, int create, sessid_table **out)
 {
     const sessidpy_options *o = &self->options;
     sessid_shared_problem problem;
-    int rc;
+    double offset;
+    int rc = sessid_clock_host_offset(&offset);
+    if (rc != SESSID_OK) {
+        PyErr_Format(self->state->error,
+                     "shared table %s: %s, so this process cannot read the clock the other "
+                     "processes of the host read", o->shared_path, sessid_strerror(rc));
+        return -1;
+    }
     Py_BEGIN_ALLOW_THREADS              /* it may wait for another process making the file */
     rc = sessid_table_open_shared(o->shared_path, o->ttl, o->max_entries, create, out, &problem);
     Py_END_ALLOW_THREADS
