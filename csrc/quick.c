@@ -18,7 +18,10 @@ static _Atomic uint64_t *quick_hit_counter(struct quick_hits *quick)
 /* A hit without the lock, on a shared table: returns 1, with id set, when digest's entry was last
  * used at `now` and `now` is the table's time, so that a locked hit would only count it (its expiry
  * and its place among the entries used at this instant stay as they are). 0: take the lock. The
- * entry is read as it may be changing and trusted only if the sequence count did not move. */
+ * entry is read as it may be changing and trusted only if the sequence count did not move: a
+ * seqlock's read, which races with the holder's writes by design (so ThreadSanitizer is told to
+ * look away from this one function). */
+__attribute__((no_sanitize("thread")))
 int sessid_table_quick_hit(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now,
                      uint8_t id[SESSID_ID_LEN])
 {
@@ -27,7 +30,7 @@ int sessid_table_quick_hit(sessid_table *t, const uint8_t digest[SESSID_DIGEST_L
     if ((seq & 1) != 0 || now < t->h->clock)
         return 0;
     size_t capacity = t->bounds[0];     /* checked at open, unlike the file's copy */
-    size_t slot = home_slot(t, digest);
+    size_t slot = home_of(t, digest, capacity);
     struct entry e;
     for (size_t probes = 0; probes < capacity; probes++, slot = next_slot(slot, capacity)) {
         memcpy(&e, &t->slots[slot], sizeof e);

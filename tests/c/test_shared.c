@@ -1,6 +1,7 @@
 /* The shared table: its file and its checks, and what a process killed at each step of each
  * mutation leaves behind (debug builds kill themselves at the n-th step; see table_testing.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -240,8 +241,64 @@ static void survives_a_kill_at_every_step(void)
     unlink(path);
 }
 
+/* Threads on one shared table, some on the lock-free path (hits at the same instant), some taking
+ * the lock (misses, and hits as the time moves): one id per key. ThreadSanitizer runs this too. */
+#define HAMMER_KEYS 64
+#define HAMMER_THREADS 4
+
+struct hammer {
+    sessid_table *t;
+    uint8_t ids[HAMMER_KEYS][SESSID_ID_LEN];
+    int seed;
+    int changed;                /* lookups that saw another id than the last one of their key */
+};
+
+static void *hammer_shared(void *arg)
+{
+    struct hammer *h = arg;
+    for (int round = 0; round < 2000; round++) {
+        int n = (round * 7 + h->seed) % HAMMER_KEYS;
+        uint8_t id[SESSID_ID_LEN];
+        get(h->t, n, (double)(round / 100), id);    /* the time moves every 100 calls */
+        if (sessid_id_is_v4(h->ids[n]) && memcmp(h->ids[n], id, SESSID_ID_LEN) != 0)
+            h->changed++;
+        memcpy(h->ids[n], id, SESSID_ID_LEN);
+    }
+    return NULL;
+}
+
+static void threads_share_one_id_per_key(void)
+{
+    fresh_path("threads");
+    sessid_table *t = NULL;
+    sessid_shared_problem problem;
+    CHECK_STATUS(sessid_table_open_shared(path, TTL, 1000, 1, &t, &problem), SESSID_OK);
+    static struct hammer h[HAMMER_THREADS];
+    pthread_t threads[HAMMER_THREADS];
+    memset(h, 0, sizeof h);
+    for (int i = 0; i < HAMMER_THREADS; i++) {
+        h[i].t = t;
+        h[i].seed = i * 13;
+        CHECK(pthread_create(&threads[i], NULL, hammer_shared, &h[i]) == 0);
+    }
+    for (int i = 0; i < HAMMER_THREADS; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+        CHECK(h[i].changed == 0);
+    }
+    for (int n = 0; n < HAMMER_KEYS; n++) {
+        uint8_t id[SESSID_ID_LEN];
+        get(t, n, 20, id);
+        for (int i = 0; i < HAMMER_THREADS; i++)
+            CHECK(memcmp(h[i].ids[n], id, SESSID_ID_LEN) == 0);
+    }
+    CHECK(sessid_table_check(t) == 0);
+    sessid_table_free(t);
+    unlink(path);
+}
+
 void test_shared(void)
 {
+    RUN(threads_share_one_id_per_key);
     RUN(opens_the_same_table_in_every_process);
     RUN(refuses_what_it_must);
     RUN(a_full_table_evicts_and_keeps_its_size);
