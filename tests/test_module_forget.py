@@ -1,5 +1,5 @@
-"""sessid.forget / sessid.aforget: the module level starts a key's session over on the default store,
-as sessid.get / sessid.aget read it."""
+"""sessid.forget / sessid.aforget: the module level starts a key's session over on the default
+store, as sessid.get / sessid.aget read it."""
 
 import pytest
 

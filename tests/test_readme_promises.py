@@ -116,8 +116,11 @@ def isolated_interpreters():
         except ImportError:
             continue
 
-        def run_low(code, low=low):
-            interp = low.create("isolated") if name == "_interpreters" else low.create(isolated=True)
+        def run_low(code, low=low, name=name):
+            if name == "_interpreters":
+                interp = low.create("isolated")
+            else:
+                interp = low.create(isolated=True)
             try:
                 if hasattr(low, "get_config"):
                     assert low.get_config(interp).gil == "own"
