@@ -5,9 +5,10 @@ Environment switches, for development and CI:
     SESSID_SANITIZE=address,undefined   compile and link with these sanitizers
     SESSID_WERROR=1                     a compiler warning is an error (CI builds this way)
 
-A release build keeps the optimisation level of the interpreter's flags and of CFLAGS (-O2 only
-when they give none) and is hardened as distributions build C: -D_FORTIFY_SOURCE=2 (where the code
-is optimised, which FORTIFY needs), -fstack-protector-strong, and full RELRO (-z relro -z now).
+A build keeps the optimisation level of the interpreter's flags and of CFLAGS (-O2 only when they
+give none), and is hardened as distributions build C: -fstack-protector-strong and full RELRO
+(-z relro -z now) always, -D_FORTIFY_SOURCE=2 where the code is optimised (FORTIFY needs it) and
+not sanitized.
 """
 
 import os
