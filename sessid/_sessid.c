@@ -56,6 +56,29 @@ static PyObject *module_aget_required(PyObject *module, PyObject *api_key)
     return on_default_store(module, api_key, 1, 1);
 }
 
+/* forget or aforget on the default store, held for the length of the call as above: the Store's
+ * own method, called by name. "(O)" keeps a tuple given as the key one argument. */
+static PyObject *forget_on_default_store(PyObject *module, PyObject *api_key, const char *method)
+{
+    PyObject *store = default_store(module_state(module));
+    if (store == NULL)
+        return NULL;
+    Py_INCREF(store);
+    PyObject *result = PyObject_CallMethod(store, method, "(O)", api_key);
+    Py_DECREF(store);
+    return result;
+}
+
+static PyObject *module_forget(PyObject *module, PyObject *api_key)
+{
+    return forget_on_default_store(module, api_key, "forget");
+}
+
+static PyObject *module_aforget(PyObject *module, PyObject *api_key)
+{
+    return forget_on_default_store(module, api_key, "aforget");
+}
+
 static PyObject *module_default_store(PyObject *module, PyObject *unused)
 {
     (void)unused;
@@ -146,6 +169,11 @@ static PyMethodDef module_methods[] = {
      "aget($module, api_key, /)\n--\n\naget() on the default Store (a coroutine)."},
     {"aget_required", module_aget_required, METH_O,
      "aget_required($module, api_key, /)\n--\n\naget_required() on the default Store (a coroutine)."},
+    {"forget", module_forget, METH_O,
+     "forget($module, api_key, /)\n--\n\nforget() on the default Store: the next get makes a new "
+     "id."},
+    {"aforget", module_aforget, METH_O,
+     "aforget($module, api_key, /)\n--\n\naforget() on the default Store (a coroutine)."},
     {"remove_shared", module_remove_shared, METH_O,
      "remove_shared($module, shared, /)\n--\n\nRemoves the shared table of that name or path; "
      "returns False when there was none. Processes that have it open keep using it; every Store "

@@ -63,8 +63,9 @@ def test_exception_hierarchy():
 
 def test_public_names():
     assert sorted(sessid.__all__) == sorted(
-        ["AsyncKV", "Error", "KV", "KVError", "LockTimeout", "Store", "aget", "aget_required", "default_store", "get",
-         "get_required", "remove_shared", "set_default_store"]
+        ["AsyncKV", "Error", "KV", "KVError", "LockTimeout",
+         "Store", "aforget", "aget", "aget_required",
+         "default_store", "forget", "get", "get_required", "remove_shared", "set_default_store"]
     )
     assert isinstance(sessid.__version__, str)
 

@@ -8,39 +8,21 @@ import pytest
 
 import sessid
 from conftest import is_uuid4
+from processes import describe, in_child, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
-
-
-def wait_for(pid, timeout=20.0):
-    """The child's exit status; a child that hangs (a lock left held) is killed and fails."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    pytest.fail("the child hung: a lock was left held across fork()")
-
-
-def in_child(work):
-    """Runs work() in a forked child; returns its exit code (0 when work returned True)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = 0 if work() else 2
-        finally:
-            os._exit(code)
-    return wait_for(pid)
 
 
 def test_a_store_used_before_fork_works_on_both_sides():
     store = sessid.Store()
     first = store.get("key")
-    assert in_child(lambda: store.get("key") == first and is_uuid4(store.get("new"))) == 0
+
+    def in_the_child():
+        assert store.get("key") == first
+        assert is_uuid4(store.get("new")) and store.get("new") != first
+
+    status = in_child(in_the_child)
+    assert status == 0, describe(status)
     assert store.get("key") == first
 
 
@@ -56,6 +38,15 @@ def test_fork_while_another_thread_is_inside_the_store():
             i += 1
             calls[0] = i
 
+    def in_the_child():
+        # The table as the fork left it: whole (every invariant holds; no other thread is left to
+        # use it), and it keeps a new key within its bound.
+        assert store._check() == 0
+        first = store.get("child")
+        assert is_uuid4(first) and store.get("child") == first
+        assert 1 <= len(store) <= 1000
+        assert store._check() == 0
+
     worker = threading.Thread(target=churn)
     worker.start()
     try:
@@ -63,8 +54,8 @@ def test_fork_while_another_thread_is_inside_the_store():
             before = calls[0]
             while calls[0] < before + 100:
                 time.sleep(0)
-            code = in_child(lambda: store.get("child") == store.get("child") and len(store) >= 0)
-            assert code == 0
+            status = in_child(in_the_child)
+            assert status == 0, describe(status)
     finally:
         stop.set()
         worker.join()
@@ -94,6 +85,7 @@ def test_parent_and_child_never_repeat_each_others_ids():
     ours = collect_ids(store, 2000, "same-tag")
     with os.fdopen(read_end, "rb") as inp:
         theirs = inp.read().decode().split("\n")
-    assert wait_for(pid) == 0
+    status = wait_for(pid)
+    assert status == 0, describe(status)
     assert len(theirs) == 4000 and all(is_uuid4(i) for i in theirs)
     assert not set(ours) & set(theirs)

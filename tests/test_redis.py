@@ -76,8 +76,15 @@ def test_the_ttl_really_slides_in_redis(redis_client):
 def test_an_idle_key_expires_in_redis_and_gets_a_new_id(redis_client):
     store = sessid.Store(kv=redis_client, ttl=1)
     first = store.get_required(KEY)
-    time.sleep(1.2)
-    assert store.get_required(KEY) != first
+    name = store.key_for(KEY)
+    assert 0 < redis_client.pttl(name) <= 1000
+    redis_client.pexpire(name, 1)               # the rest of its second, as if it went idle
+    deadline = time.monotonic() + 5
+    while redis_client.exists(name):
+        assert time.monotonic() < deadline, "redis kept the key 5 s past its 1 ms TTL"
+    second = store.get_required(KEY)
+    assert is_uuid4(second) and second != first
+    assert redis_client.get(name) == second.encode()
 
 
 def test_key_format_matches_cli_proxy_api(redis_client):

@@ -37,6 +37,7 @@ import pytest
 import sessid
 import shared_workers
 from conftest import is_uuid4
+from processes import describe, in_child, killed, wait_for
 from sessid.testing import FakeKV
 
 # Forking is how most of these tests make a second process; the parent starts no thread, but a test
@@ -138,46 +139,6 @@ def overwrite(path: str, data: bytes, offset: int = 0) -> None:
         os.pwrite(fd, data, offset)
     finally:
         os.close(fd)
-
-
-def wait_for(pid: int, timeout: float = 30.0) -> int:
-    """The child's wait status; a child that hangs (a lock never released) is killed and fails."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail(f"process {pid} hung")
-        time.sleep(0.0005)
-
-
-def in_child(work: Callable[[], object], timeout: float = 30.0) -> int:
-    """Runs work() in a forked child; returns its wait status (exit code 0 when work returned,
-    70 when it raised)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 70
-        try:
-            work()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return wait_for(pid, timeout)
-
-
-def killed(status: int) -> bool:
-    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-
-
-def describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 # ---- processes and threads agree ----
@@ -799,12 +760,31 @@ def evict(m: Mutation) -> Mutation:
 
 
 def renew(m: Mutation) -> Mutation:
-    # A hit within the clock tick of the entry's last use changes nothing and takes no lock; this
-    # one must move the entry, so it comes a few ticks of the coarse clock later.
-    time.sleep(0.02)
+    # A hit at the instant of the entry's last use changes nothing and takes no lock; this one must
+    # move the entry, so it waits until the store's clock has moved past that instant.
+    wait_for_clock_past(m.open(), "sk-0")
     m.call = lambda store: store.get("sk-0")
     m.effect = lambda keys: keys == set(m.issued)
     return m
+
+
+CLOCK_MONOTONIC_COARSE = 6     # Linux's id; the time module does not name it
+
+
+def wait_for_clock_past(store: sessid.Store, key: str) -> None:
+    """Returns once the clock the store reads is past the time of key's last use. The store reads
+    the coarse clock when its resolution is at most ttl / 1000, else the precise one."""
+    dump = store._memory_dump()
+    offsets = range(0, len(dump) - ENTRY.size + 1, ENTRY.size)
+    entries = (ENTRY.unpack_from(dump, offset) for offset in offsets)
+    used = [last_use for key_digest, _, last_use, _, _ in entries if key_digest == digest(key)]
+    assert len(used) == 1, f"{key} has {len(used)} entries"
+    coarse = time.clock_getres(CLOCK_MONOTONIC_COARSE) <= store.ttl / 1000
+    clock = CLOCK_MONOTONIC_COARSE if coarse else time.CLOCK_MONOTONIC
+    deadline = time.monotonic() + 5
+    while time.clock_gettime(clock) <= used[0]:
+        assert time.monotonic() < deadline, "the store's clock did not move in 5 s"
+        time.sleep(0.001)
 
 
 def clear(m: Mutation) -> Mutation:

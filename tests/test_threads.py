@@ -94,24 +94,38 @@ def test_threads_over_a_kv_that_releases_the_gil_agree(modern):
 
 
 def test_local_use_continues_while_one_thread_blocks_in_the_kv():
-    release = threading.Event()
+    """A KV call holds no lock of sessid's: while one thread waits in the KV, other threads go on,
+    on another store and on other keys of the same one, and the waiting call ends with its id."""
+    inside, release = threading.Event(), threading.Event()
 
     class Blocking(FakeKV):
         def getex(self, name, ex=None, **options):
-            release.wait(10)
+            if name == blocking_name:
+                inside.set()
+                release.wait(60)
             return super().getex(name, ex=ex, **options)
 
-    shared = sessid.Store(kv=Blocking())
-    blocked = threading.Thread(target=shared.get, args=("slow",))
+    kv = Blocking()
+    shared = sessid.Store(kv=kv)
+    blocking_name = shared.key_for("slow")
+    answers = []
+    blocked = threading.Thread(target=lambda: answers.append(shared.get_required("slow")))
     blocked.start()
-    local = sessid.Store()
-    started = time.monotonic()
-    for i in range(2000):
-        local.get(f"k{i % 10}")
-    assert len(shared) == 0
-    assert time.monotonic() - started < 5
-    release.set()
-    blocked.join()
+    try:
+        assert inside.wait(60), "the thread never reached the KV"
+        local = sessid.Store()
+        ids = {local.get(f"k{i % 10}") for i in range(2000)}
+        other = shared.get_required("fast")
+        # All of that ran while the thread was still waiting in the KV.
+        assert blocked.is_alive() and not answers
+    finally:
+        release.set()
+        blocked.join(60)
+    assert len(ids) == 10 and all(is_uuid4(i) for i in ids)
+    assert is_uuid4(other) and shared.get_required("fast") == other
+    assert not blocked.is_alive() and len(answers) == 1 and is_uuid4(answers[0])
+    assert kv.value(blocking_name) == answers[0].encode()
+    assert shared.get_required("slow") == answers[0]
 
 
 def test_clear_and_purge_race_with_gets():
