@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "lock.h"
@@ -55,8 +56,10 @@ int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait)
         sessid_table_repair(t);
         t->rebuild = 0;
     }
-    if (rc == SESSID_LOCK_OWNER_DIED)
+    if (rc == SESSID_LOCK_OWNER_DIED) {
+        t->h->stats[SESSID_STAT_LOCK_REPAIRS]++;
         sessid_lock_repaired(&t->lock);
+    }
     sessid_undo_begin(t, 0);
     return SESSID_OK;
 }
@@ -566,6 +569,14 @@ void sessid_table_prefetch(sessid_table *t, const uint8_t digest[SESSID_DIGEST_L
  * undoes only that piece. */
 #define PIECE_ENTRIES 128
 
+/* Between two pieces: a moment for the processes waiting for the lock to take it (a mutex does not
+ * hand itself over: without the pause, the releaser takes it again before a waiter wakes). */
+static void between_pieces(void)
+{
+    struct timespec pause = {0, 1000};
+    nanosleep(&pause, NULL);
+}
+
 /* 1 when a piece has done enough: its entries, or half of the undo log. */
 static int piece_done(const sessid_table *t, size_t done)
 {
@@ -607,6 +618,7 @@ static int purge_all(sessid_table *t, double now, size_t *reclaimed)
         *reclaimed += p.done;
         if (t->quick == NULL || p.done == 0)
             return SESSID_OK;
+        between_pieces();
     }
 }
 
@@ -666,6 +678,7 @@ int sessid_table_clear(sessid_table *t)
         rc = run_locked(t, -INFINITY, SESSID_LOCK_REQUIRED, clear_piece, &p);
         if (t->quick == NULL || p.done == 0)
             break;
+        between_pieces();
     }
     return rc;
 }

@@ -290,6 +290,7 @@ static PyObject *store_stats(StoreObject *self, PyObject *unused)
         [SESSID_STAT_KV_ERRORS] = "kv_errors",
         [SESSID_STAT_KV_SKIPPED] = "kv_skipped",
         [SESSID_STAT_LOCK_TIMEOUTS] = "lock_timeouts",
+        [SESSID_STAT_LOCK_REPAIRS] = "lock_repairs",
     };
     sessid_stats stats;
     int rc = sessid_table_stats(self->table, &stats);
@@ -557,7 +558,8 @@ static PyMethodDef store_methods[] = {
     {"clear", (PyCFunction)store_clear, METH_NOARGS,
      "clear($self)\n--\n\nDrops every local entry."},
     {"stats", (PyCFunction)store_stats, METH_NOARGS,
-     "stats($self)\n--\n\nCounters: hits, misses, expired, evicted, kv_errors, kv_skipped."},
+     "stats($self)\n--\n\nCounters: hits, misses, expired, evicted, kv_errors, kv_skipped, "
+     "lock_timeouts, lock_repairs."},
     {"_memory_dump", (PyCFunction)store_memory_dump, METH_NOARGS,
      "For tests: a copy of every byte of the local table's storage."},
     {"_check", (PyCFunction)store_check, METH_NOARGS,

@@ -96,7 +96,7 @@ def test_a_race_winner_is_returned_instead_of_our_id(kv, clock):
     store = sessid.Store(kv=other, clock=clock)
     assert store.get_required(KEY) == "ffffffff-ffff-4fff-bfff-ffffffffffff"
     assert store.stats() == {"hits": 1, "misses": 0, "expired": 0, "evicted": 0, "kv_errors": 0,
-                             "kv_skipped": 0, "lock_timeouts": 0}
+                             "kv_skipped": 0, "lock_timeouts": 0, "lock_repairs": 0}
 
 
 @pytest.mark.parametrize(
