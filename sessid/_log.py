@@ -14,3 +14,11 @@ def hidden_kv_failure(error: BaseException, answer: str, backoff: float) -> None
     else:
         then = f"get() answered {answer} (kv_backoff=0: every call asks the KV)"
     logger.warning("the KV failed: %s; %s", error, then, exc_info=error)
+
+
+def repaired_damage(kv_key: str) -> None:
+    """Logs at WARNING that a lookup replaced damage under kv_key (a KV key, never an API key)."""
+    logger.warning(
+        "the KV key %r held something that is not a session id (a UUID); it now holds a new id",
+        kv_key,
+    )
