@@ -88,8 +88,14 @@ static double pool_wait(sessidpy_kvrun *r)
 {
     double now = monotonic();
     if (r->pool_delay == 0) {
-        r->pool_deadline = now + SESSIDPY_POOL_WAIT;
+        r->pool_limit = now + SESSIDPY_POOL_LIMIT;
         r->pool_delay = 0.0005;
+    }
+    if (r->pool_delay == 0.0005 || r->pool_seen != r->conf->finished) {
+        r->pool_seen = r->conf->finished;   /* the pool moves: wait on */
+        r->pool_deadline = now + SESSIDPY_POOL_WAIT;
+        if (r->pool_deadline > r->pool_limit)
+            r->pool_deadline = r->pool_limit;
     }
     if (now >= r->pool_deadline)
         return 0;
@@ -268,6 +274,7 @@ PyObject *sessidpy_kvrun_finish(sessidpy_kvrun *r)
     sessidpy_kvconf *conf = r->conf;
     assert(!PyErr_Occurred());
     end_probe(r);
+    conf->finished++;
     r->outcome = SESSIDPY_RAISED;
     if (r->skipped) {
         sessid_table_count(conf->proto.table, SESSID_STAT_KV_SKIPPED);

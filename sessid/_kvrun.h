@@ -31,6 +31,7 @@ typedef struct sessidpy_kvconf {
     double backoff;             /* kv_backoff: seconds best-effort lookups leave a failing KV alone */
     double failing_since;       /* when the KV last failed, on the store's clock; NAN once it works */
     double logged_at;           /* when a hidden failure was last logged; NAN before the first */
+    unsigned long finished;     /* lookups finished so far: a full pool that moves is waited for */
     int probing;                /* a best-effort lookup is asking the KV after a window: the others
                                    skip it until that one is over */
     struct sessidpy_flight *flights;    /* get's lookups in flight, one per key (threads) */
@@ -68,6 +69,8 @@ typedef struct sessidpy_kvrun {
     int sleeping;               /* the awaitable handed out is a wait for a connection */
     int pool_full;              /* an awaited operation met a full pool: wait, then perform it again */
     double pool_deadline;       /* monotonic seconds: the pool may be waited for until then */
+    double pool_limit;          /* monotonic seconds: and never after this */
+    unsigned long pool_seen;    /* conf->finished when the deadline was last set */
     double pool_delay;          /* the next wait for a connection, in seconds */
     int asked;                  /* some operation was performed */
     sessidpy_outcome outcome;
@@ -84,11 +87,13 @@ int sessidpy_kvrun_begin(sessidpy_kvrun *run, sessidpy_kvconf *conf, PyObject *k
 
 /* Performs operations until the run is over (returns NULL) or, with can_await, until a KV method
  * returns an awaitable (returned, a new reference). Without can_await an awaitable is refused as a
- * failure of that operation. A full connection pool is waited out, for up to
- * SESSIDPY_POOL_WAIT seconds, in short sleeps (without the GIL; with can_await, as awaitables of
- * asyncio.sleep), and the operation performed again. Never raises: failures are recorded for
- * sessidpy_kvrun_finish. */
+ * failure of that operation. A full connection pool is waited out in short sleeps (without the GIL;
+ * with can_await, as awaitables of asyncio.sleep), and the operation performed again: for as long
+ * as other lookups of the store keep finishing (the pool moves), but no more than
+ * SESSIDPY_POOL_WAIT seconds without one finishing, nor SESSIDPY_POOL_LIMIT in all. Never raises:
+ * failures are recorded for sessidpy_kvrun_finish. */
 #define SESSIDPY_POOL_WAIT 1.0
+#define SESSIDPY_POOL_LIMIT 10.0
 PyObject *sessidpy_kvrun_advance(sessidpy_kvrun *run, int can_await);
 
 /* Hands in what the awaitable returned by sessidpy_kvrun_advance gave: its result, or the exception
