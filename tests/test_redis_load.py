@@ -124,6 +124,7 @@ def test_threads_on_one_key_share_one_exchange(redis_server, redis_client):
     client = redis.Redis(port=redis_server.port)
     store = sessid.Store(kv=client)
     ids = run_threads(150, lambda i: store.get(KEY))
+    client.close()
     assert len(set(ids)) == 1 and is_uuid4(ids[0])
     assert store.stats()["kv_errors"] == 0 and store.stats()["kv_skipped"] == 0
     assert calls(redis_client, "set") == {"set": 1}
@@ -135,6 +136,7 @@ def test_threads_on_many_keys_wait_for_a_full_pool(redis_server, redis_client):
     client = redis.Redis(port=redis_server.port, max_connections=3)
     store = sessid.Store(kv=client)
     ids = run_threads(40, lambda i: store.get(f"sk-thread-{i}"))
+    client.close()
     assert ids == [redis_client.get(store.key_for(f"sk-thread-{i}")).decode() for i in range(40)]
     assert store.stats()["kv_errors"] == 0 and store.stats()["kv_skipped"] == 0
 
@@ -320,6 +322,8 @@ def test_threads_of_two_workers_on_a_damaged_key_end_on_one_id(redis_server, red
     stores = [sessid.Store(kv=redis.Redis(port=redis_server.port)) for _ in range(2)]
     redis_client.set(stores[0].key_for(KEY), b"hello-world")
     ids = run_threads(20, lambda i: stores[i % 2].get(KEY))
+    for store in stores:
+        store.kv.close()
     assert len(set(ids)) == 1 and is_uuid4(ids[0])
 
 
@@ -340,6 +344,7 @@ def test_without_eval_damage_is_replaced_by_delete_and_set(redis_server, redis_c
         assert is_uuid4(first) and redis_client.get(store.key_for(KEY)).decode() == first
         assert store.stats()["kv_repaired"] == 1 and store.stats()["kv_fallbacks"] == 1
     finally:
+        client.close()
         redis_client.acl_deluser("no-eval")
 
 
@@ -353,6 +358,7 @@ def test_without_eval_or_delete_damage_is_a_kv_error(redis_server, redis_client)
         assert is_uuid4(store.get(KEY)) and store.stats()["kv_skipped"] == 0
         assert redis_client.get(store.key_for(KEY)) == b"hello-world"
     finally:
+        client.close()
         redis_client.acl_deluser("no-del")
 
 
@@ -367,6 +373,7 @@ def test_a_set_get_reply_that_is_not_the_old_value_is_never_the_id(redis_client)
     client = Ok(port=redis_client.connection_pool.connection_kwargs["port"])
     store = sessid.Store(kv=client)
     first = store.get_required(KEY)
+    client.close()
     assert is_uuid4(first) and redis_client.get(store.key_for(KEY)).decode() == first
 
 
@@ -399,6 +406,7 @@ def test_a_refused_getex_is_tried_again_after_60_seconds(redis_server, redis_cli
         assert calls(redis_client, "getex", "get") == {"getex": 2, "get": 1}
         assert store.stats()["kv_fallbacks"] == 1
     finally:
+        client.close()
         redis_client.acl_deluser("no-getex")
 
 
@@ -455,4 +463,11 @@ def test_an_asyncio_client_given_to_get_is_a_type_error(redis_server, redis_clie
         with pytest.raises(TypeError, match="use aget"):
             call(KEY)
     assert not caplog.records and store.stats()["kv_errors"] == 0
-    assert is_uuid4(asyncio.run(store.aget(KEY)))
+
+    async def then_aget():
+        try:
+            return await store.aget(KEY)
+        finally:
+            await client.aclose()
+
+    assert is_uuid4(asyncio.run(then_aget()))
