@@ -19,7 +19,9 @@
  *                             caller to report);
  *       SESSID_EUNSUPPORTED   the KV does not offer the operation and did nothing;
  *       SESSID_EVALUE         (methods with an out value) the KV answered with something that is not
- *                             a value at all, such as text the backend cannot hand over as bytes;
+ *                             a value at all, such as text the backend cannot hand over as bytes,
+ *                             or the key holds data of another type (WRONGTYPE): the key is
+ *                             damaged, and the protocol replaces it;
  *       SESSID_ENOREPLY       (set_nx_get only) see there;
  *   - a value handed back through a sessid_kv_value is owned by the backend and stays valid until
  *     the next method call on the same context; a caller copies whatever it keeps.
@@ -36,7 +38,7 @@ typedef struct sessid_kv_value {
     size_t len;
 } sessid_kv_value;
 
-#define SESSID_KV_VERSION 2
+#define SESSID_KV_VERSION 3
 
 typedef struct sessid_kv_methods {
     int version;
@@ -69,6 +71,16 @@ typedef struct sessid_kv_methods {
      * run that must delete through a version 1 backend, or one that leaves this NULL, fails with
      * SESSID_EUNSUPPORTED. */
     int (*del)(void *ctx, const char *key, size_t key_len);
+
+    /* Version 3. */
+
+    /* Atomically, in one step of the KV (a script): when key holds a session id (a version 4 UUID
+     * in its 36-character form, surrounding whitespace and letter case aside), EXPIRE key ttl and
+     * hand it back; otherwise (nothing, another value, or data of another type) SET key value EX
+     * ttl and hand value back. May be NULL: the protocol then re-reads the key, deletes the damage
+     * and sets the key if absent, which two workers repairing at once may each do. */
+    int (*repair)(void *ctx, const char *key, size_t key_len, const char *value, size_t value_len,
+                  uint64_t ttl, sessid_kv_value *out);
 } sessid_kv_methods;
 
 typedef struct sessid_kv {

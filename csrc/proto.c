@@ -13,19 +13,22 @@ enum {
     REFRESH,    /* EXPIRE after a GET that found the id */
     CREATE,     /* SET NX, with or without GET */
     READ_BACK,  /* GET after a SET NX */
+    REPAIR,     /* the KV's atomic repair */
+    RECHECK,    /* GET: is the damage still there? (repair without the atomic step) */
+    REMOVE,     /* DEL of the damage, before a create */
     FORGET,     /* DEL */
     DONE
 };
 
-enum { ABSENT = 0, PRESENT = 1 };
+enum { ABSENT = 0, PRESENT = 1, DAMAGED = 2 };
 
 static int is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
-/* Trims and checks a value from the KV; a usable one is copied into run->value. Returns PRESENT,
- * ABSENT (nil or blank) or SESSID_EVALUE. */
+/* Trims and checks a value from the KV; a session id is copied into run->value, in lowercase.
+ * Returns PRESENT, ABSENT (nil) or DAMAGED (anything but a version 4 UUID, blank included). */
 static int take_value(sessid_proto *run, const sessid_kv_value *v)
 {
     if (v == NULL || !v->found)
@@ -36,16 +39,16 @@ static int take_value(sessid_proto *run, const sessid_kv_value *v)
         start++;
     while (end > start && is_space(end[-1]))
         end--;
-    size_t len = (size_t)(end - start);
-    if (len == 0)
-        return ABSENT;
-    if (len > SESSID_VALUE_MAX)
-        return SESSID_EVALUE;
-    for (size_t i = 0; i < len; i++)
-        if (start[i] < 0x21 || start[i] > 0x7e)
-            return SESSID_EVALUE;
-    memcpy(run->value, start, len);
-    run->value_len = len;
+    if ((size_t)(end - start) != SESSID_ID_TEXT_LEN)
+        return DAMAGED;
+    char lower[SESSID_ID_TEXT_LEN];
+    for (size_t i = 0; i < SESSID_ID_TEXT_LEN; i++)
+        lower[i] = start[i] >= 'A' && start[i] <= 'Z' ? (char)(start[i] - 'A' + 'a') : start[i];
+    uint8_t id[SESSID_ID_LEN];
+    if (!sessid_id_parse(lower, SESSID_ID_TEXT_LEN, id) || !sessid_id_is_v4(id))
+        return DAMAGED;
+    memcpy(run->value, lower, SESSID_ID_TEXT_LEN);
+    run->value_len = SESSID_ID_TEXT_LEN;
     return PRESENT;
 }
 
@@ -53,7 +56,7 @@ static void set_op(sessid_proto *run, sessid_op_kind kind)
 {
     assert(run->state != DONE);
     run->op.kind = kind;
-    int writes = kind == SESSID_OP_SET_NX || kind == SESSID_OP_SET_NX_GET;
+    int writes = kind == SESSID_OP_SET_NX || kind == SESSID_OP_SET_NX_GET || kind == SESSID_OP_REPAIR;
     run->op.value = writes ? run->candidate : NULL;
     run->op.value_len = writes ? SESSID_ID_TEXT_LEN : 0;
 }
@@ -81,22 +84,70 @@ static int succeed(sessid_proto *run, int created)
     return SESSID_OK;
 }
 
-static int start_create(sessid_proto *run)
+/* Whether the run may use an optional operation: offered, or not offered but due for a retry. */
+static int offered(atomic_int *cap, _Atomic double *retry_at, double now)
+{
+    if (atomic_load_explicit(cap, memory_order_relaxed))
+        return 1;
+    if (!(now >= atomic_load_explicit(retry_at, memory_order_relaxed)))
+        return 0;
+    atomic_store_explicit(cap, 1, memory_order_relaxed);
+    return 1;
+}
+
+/* The KV did not offer an optional operation: later runs use the other form, until a retry. */
+static void not_offered(sessid_proto *run, atomic_int *cap, _Atomic double *retry_at)
+{
+    atomic_store_explicit(retry_at, run->now + SESSID_CAPS_RETRY, memory_order_relaxed);
+    atomic_store_explicit(cap, 0, memory_order_relaxed);
+    sessid_table_count(run->config->table, SESSID_STAT_KV_FALLBACKS);
+}
+
+static int new_candidate(sessid_proto *run)
 {
     uint8_t id[SESSID_ID_LEN];
     int rc = sessid_id_new(id);
     if (rc != SESSID_OK)
         return fail(run, rc);
     sessid_id_format(id, run->candidate);
+    return SESSID_OK;
+}
+
+static int start_create(sessid_proto *run)
+{
+    if (new_candidate(run) != SESSID_OK)
+        return run->status;
     run->state = CREATE;
-    int with_get = atomic_load_explicit(&run->config->caps->set_nx_get, memory_order_relaxed);
+    sessid_kv_caps *caps = run->config->caps;
+    int with_get = offered(&caps->set_nx_get, &caps->set_nx_get_retry_at, run->now);
     set_op(run, with_get ? SESSID_OP_SET_NX_GET : SESSID_OP_SET_NX);
     return SESSID_OK;
 }
 
-static void not_offered(atomic_int *cap)
+/* The key holds damage: replace it, atomically where the KV offers it. */
+static int start_repair(sessid_proto *run)
 {
-    atomic_store_explicit(cap, 0, memory_order_relaxed);
+    if (run->repairing)
+        return fail(run, SESSID_EVALUE);
+    run->repairing = 1;
+    sessid_kv_caps *caps = run->config->caps;
+    if (!offered(&caps->repair, &caps->repair_retry_at, run->now)) {
+        run->state = RECHECK;
+        set_op(run, SESSID_OP_GET);
+        return SESSID_OK;
+    }
+    if (new_candidate(run) != SESSID_OK)
+        return run->status;
+    run->state = REPAIR;
+    set_op(run, SESSID_OP_REPAIR);
+    return SESSID_OK;
+}
+
+static int repaired(sessid_proto *run)
+{
+    run->repaired = 1;
+    sessid_table_count(run->config->table, SESSID_STAT_KV_REPAIRED);
+    return SESSID_OK;
 }
 
 /* What every run starts with; the run is over (with SESSID_EINVAL) unless this returns 0. */
@@ -140,7 +191,7 @@ int sessid_proto_begin(sessid_proto *run, const sessid_proto_config *config,
         }
     }
     run->state = LOOKUP;
-    int with_getex = atomic_load_explicit(&config->caps->getex, memory_order_relaxed);
+    int with_getex = offered(&config->caps->getex, &config->caps->getex_retry_at, now);
     set_op(run, with_getex ? SESSID_OP_GETEX : SESSID_OP_GET);
     return SESSID_OK;
 }
@@ -167,17 +218,19 @@ const sessid_op *sessid_proto_next(const sessid_proto *run)
 static int feed_lookup(sessid_proto *run, int status, const sessid_kv_value *value)
 {
     if (status == SESSID_EUNSUPPORTED && run->op.kind == SESSID_OP_GETEX) {
-        not_offered(&run->config->caps->getex);
+        not_offered(run, &run->config->caps->getex, &run->config->caps->getex_retry_at);
         set_op(run, SESSID_OP_GET);
         return SESSID_OK;
     }
+    if (status == SESSID_EVALUE)
+        return start_repair(run);
     if (status != SESSID_OK)
         return fail(run, status);
     int taken = take_value(run, value);
-    if (taken < 0)
-        return fail(run, taken);
     if (taken == ABSENT)
         return start_create(run);
+    if (taken == DAMAGED)
+        return start_repair(run);
     if (run->op.kind == SESSID_OP_GETEX)
         return succeed(run, 0);
     run->state = REFRESH;
@@ -185,50 +238,94 @@ static int feed_lookup(sessid_proto *run, int status, const sessid_kv_value *val
     return SESSID_OK;
 }
 
-static int feed_create(sessid_proto *run, int status, const sessid_kv_value *value)
+static int read_back(sessid_proto *run)
 {
-    if (run->op.kind == SESSID_OP_SET_NX_GET) {
-        if (status == SESSID_EUNSUPPORTED) {
-            not_offered(&run->config->caps->set_nx_get);
-            set_op(run, SESSID_OP_SET_NX);
-            return SESSID_OK;
-        }
-        if (status == SESSID_ENOREPLY) {
-            not_offered(&run->config->caps->set_nx_get);
-            status = SESSID_OK;
-        } else {
-            if (status != SESSID_OK)
-                return fail(run, status);
-            if (value == NULL || !value->found) {
-                memcpy(run->value, run->candidate, SESSID_ID_TEXT_LEN);
-                run->value_len = SESSID_ID_TEXT_LEN;
-                return succeed(run, 1);
-            }
-            int taken = take_value(run, value);
-            if (taken < 0)
-                return fail(run, taken);
-            return taken == PRESENT ? succeed(run, 0) : fail(run, SESSID_EMISSING);
-        }
-    }
-    if (status != SESSID_OK)
-        return fail(run, status);
     run->state = READ_BACK;
     set_op(run, SESSID_OP_GET);
     return SESSID_OK;
 }
 
+static int feed_create(sessid_proto *run, int status, const sessid_kv_value *value)
+{
+    sessid_kv_caps *caps = run->config->caps;
+    if (status == SESSID_EVALUE)
+        return start_repair(run);           /* the key holds data of another type */
+    if (run->op.kind == SESSID_OP_SET_NX_GET) {
+        if (status == SESSID_EUNSUPPORTED) {
+            not_offered(run, &caps->set_nx_get, &caps->set_nx_get_retry_at);
+            set_op(run, SESSID_OP_SET_NX);
+            return SESSID_OK;
+        }
+        if (status == SESSID_ENOREPLY) {
+            not_offered(run, &caps->set_nx_get, &caps->set_nx_get_retry_at);
+            return read_back(run);
+        }
+        if (status != SESSID_OK)
+            return fail(run, status);
+        if (value == NULL || !value->found) {
+            memcpy(run->value, run->candidate, SESSID_ID_TEXT_LEN);
+            run->value_len = SESSID_ID_TEXT_LEN;
+            return succeed(run, 1);
+        }
+        /* A reply that is not an id is damage under the key, or a client's own answer (such as
+         * "OK") that says nothing of what is there: either way, the key is read. */
+        return take_value(run, value) == PRESENT ? succeed(run, 0) : read_back(run);
+    }
+    if (status != SESSID_OK)
+        return fail(run, status);
+    return read_back(run);
+}
+
 static int feed_read_back(sessid_proto *run, int status, const sessid_kv_value *value)
 {
+    if (status == SESSID_EVALUE)
+        return start_repair(run);
     if (status != SESSID_OK)
         return fail(run, status);
     int taken = take_value(run, value);
+    if (taken == ABSENT)
+        return fail(run, SESSID_EMISSING);
+    if (taken == DAMAGED)
+        return start_repair(run);
+    int ours = memcmp(run->value, run->candidate, SESSID_ID_TEXT_LEN) == 0;
+    return succeed(run, ours);
+}
+
+static int feed_repair(sessid_proto *run, int status, const sessid_kv_value *value)
+{
+    if (status == SESSID_EUNSUPPORTED) {
+        sessid_kv_caps *caps = run->config->caps;
+        not_offered(run, &caps->repair, &caps->repair_retry_at);
+        run->state = RECHECK;
+        set_op(run, SESSID_OP_GET);
+        return SESSID_OK;
+    }
+    if (status != SESSID_OK)
+        return fail(run, status);
+    if (take_value(run, value) != PRESENT)
+        return fail(run, SESSID_EVALUE);
+    int ours = memcmp(run->value, run->candidate, SESSID_ID_TEXT_LEN) == 0;
+    if (ours)
+        repaired(run);
+    return succeed(run, ours);
+}
+
+static int feed_recheck(sessid_proto *run, int status, const sessid_kv_value *value)
+{
+    int taken = status == SESSID_EVALUE ? DAMAGED : status != SESSID_OK ? status
+                                                                       : take_value(run, value);
     if (taken < 0)
         return fail(run, taken);
     if (taken == ABSENT)
-        return fail(run, SESSID_EMISSING);
-    int ours = run->value_len == SESSID_ID_TEXT_LEN
-               && memcmp(run->value, run->candidate, SESSID_ID_TEXT_LEN) == 0;
-    return succeed(run, ours);
+        return start_create(run);
+    if (taken == PRESENT) {                 /* another worker repaired it */
+        run->state = REFRESH;
+        set_op(run, SESSID_OP_EXPIRE);
+        return SESSID_OK;
+    }
+    run->state = REMOVE;
+    set_op(run, SESSID_OP_DELETE);
+    return SESSID_OK;
 }
 
 int sessid_proto_feed(sessid_proto *run, int status, const sessid_kv_value *value)
@@ -242,6 +339,15 @@ int sessid_proto_feed(sessid_proto *run, int status, const sessid_kv_value *valu
         return feed_create(run, status, value);
     case READ_BACK:
         return feed_read_back(run, status, value);
+    case REPAIR:
+        return feed_repair(run, status, value);
+    case RECHECK:
+        return feed_recheck(run, status, value);
+    case REMOVE:
+        if (status != SESSID_OK)
+            return fail(run, status);
+        repaired(run);
+        return start_create(run);
     case FORGET:
         if (status == SESSID_OK)
             status = sessid_table_remove(run->config->table, run->digest, run->now);
@@ -270,6 +376,11 @@ int sessid_proto_created(const sessid_proto *run)
     return run->created;
 }
 
+int sessid_proto_repaired(const sessid_proto *run)
+{
+    return run->repaired;
+}
+
 #ifdef SESSID_TESTING
 static int perform(const sessid_kv *kv, const sessid_op *op, sessid_kv_value *out)
 {
@@ -292,6 +403,11 @@ static int perform(const sessid_kv *kv, const sessid_op *op, sessid_kv_value *ou
     case SESSID_OP_DELETE:
         return m->version < 2 || m->del == NULL ? SESSID_EUNSUPPORTED
                                                 : m->del(kv->ctx, op->key, op->key_len);
+    case SESSID_OP_REPAIR:
+        return m->version < 3 || m->repair == NULL
+                   ? SESSID_EUNSUPPORTED
+                   : m->repair(kv->ctx, op->key, op->key_len, op->value, op->value_len, op->ttl,
+                               out);
     }
     return SESSID_ESTATE;
 }

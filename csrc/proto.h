@@ -3,15 +3,19 @@
  * One run finds or makes the session id behind one KV key:
  *   lookup:  GETEX key EX ttl                   or  GET key, then EXPIRE key ttl when found
  *   create:  SET key id NX EX ttl GET           or  SET key id NX EX ttl, then GET key
+ *   repair:  REPAIR key id ttl (one script)     or  GET key, DEL key when still damaged, then create
  * or, begun with sessid_proto_begin_forget, ends the key's session:
  *   forget:  DEL key
  * The first form of each is used while the KV offers it; when the KV turns out not to (an old
- * server, a client without the method), the run switches to the second form and records that in
- * the shared sessid_kv_caps, so later runs go straight to it.
+ * server, a client without the method, a proxy or an ACL that refuses it), the run switches to the
+ * second form and records that in the shared sessid_kv_caps, so later runs go straight to it, until
+ * SESSID_CAPS_RETRY seconds have passed: then a run tries the first form again.
  *
- * Values from the KV have surrounding ASCII whitespace removed; a blank value counts as absent. A
- * value that is left with anything but 1 to SESSID_VALUE_MAX visible ASCII characters is not a
- * session id and fails the run with SESSID_EVALUE.
+ * A value from the KV is a session id when, with surrounding ASCII whitespace removed, it is a
+ * version 4 UUID in its 36-character form; it is read in lowercase. Anything else under the key (a
+ * blank or other value, data of another type) is damage: the run that meets it replaces it with a
+ * new id (repair), so that every worker ends on one id. A run repairs at most once; damage met
+ * again fails it with SESSID_EVALUE.
  *
  * A caller drives a run one KV operation at a time:
  *
@@ -37,7 +41,11 @@
 #include "kv.h"
 #include "table.h"
 
+/* The longest text a run hands back (a session id is SESSID_ID_TEXT_LEN). */
 #define SESSID_VALUE_MAX 128
+
+/* Seconds after which a run tries again an optional operation the KV did not offer. */
+#define SESSID_CAPS_RETRY 60.0
 
 typedef enum sessid_op_kind {
     SESSID_OP_GET = 1,
@@ -45,7 +53,8 @@ typedef enum sessid_op_kind {
     SESSID_OP_SET_NX,
     SESSID_OP_SET_NX_GET,
     SESSID_OP_EXPIRE,
-    SESSID_OP_DELETE
+    SESSID_OP_DELETE,
+    SESSID_OP_REPAIR        /* see kv.h, repair: the reply is the id now under the key */
 } sessid_op_kind;
 
 /* One KV operation for the driver to perform. */
@@ -53,21 +62,28 @@ typedef struct sessid_op {
     sessid_op_kind kind;
     const char *key;        /* the key given to sessid_proto_begin */
     size_t key_len;
-    const char *value;      /* SET_NX, SET_NX_GET: the new session id (36 characters) */
+    const char *value;      /* SET_NX, SET_NX_GET, REPAIR: the new session id (36 characters) */
     size_t value_len;
     uint64_t ttl;           /* every kind but GET and DELETE: whole seconds, at least 1 */
 } sessid_op;
 
-/* Which optional operations the KV offers, shared by every run over one KV. Starts at 1 for each
- * operation worth trying; a run sets it to 0 when the KV answers SESSID_EUNSUPPORTED. */
+/* Which optional operations the KV offers, shared by every run over one KV. Each flag starts at 1
+ * for an operation worth trying; a run sets it to 0 when the KV answers SESSID_EUNSUPPORTED, and
+ * its retry_at to now + SESSID_CAPS_RETRY; the first run at or after retry_at sets it to 1 again.
+ * All zeros (memset) means: try every operation. A retry_at of INFINITY never tries again. */
 typedef struct sessid_kv_caps {
     atomic_int getex;
     atomic_int set_nx_get;
+    atomic_int repair;
+    _Atomic double getex_retry_at;
+    _Atomic double set_nx_get_retry_at;
+    _Atomic double repair_retry_at;
 } sessid_kv_caps;
 
 typedef struct sessid_proto_config {
     uint64_t ttl;           /* seconds sent to the KV, at least 1 */
-    sessid_table *table;    /* counts hits and misses; holds local copies; required */
+    sessid_table *table;    /* counts hits, misses, fallbacks and repairs; holds local copies;
+                               required */
     int keep_local;         /* store in the table every id that is a version 4 UUID in canonical
                                form (the table holds nothing else) */
     double refresh_after;   /* > 0: answer from the table, with no KV operation, when the id was
@@ -83,6 +99,8 @@ typedef struct sessid_proto {
     int state;
     int status;
     int created;
+    int repairing;          /* the run met damage and is replacing it */
+    int repaired;           /* the run replaced damage */
     sessid_op op;
     char candidate[SESSID_ID_TEXT_LEN + 1];
     char value[SESSID_VALUE_MAX];
@@ -124,12 +142,16 @@ int sessid_proto_result(const sessid_proto *run, const char **text, size_t *text
 /* 1 when the run stored the id it made itself, 0 when the id came from the KV or the table. */
 int sessid_proto_created(const sessid_proto *run);
 
+/* 1 when the run replaced damage under its key (counted in SESSID_STAT_KV_REPAIRED). */
+int sessid_proto_repaired(const sessid_proto *run);
+
 #ifdef SESSID_TESTING
 /* The synchronous driver for a native backend (kv.h), built only with SESSID_TESTING (the C tests,
  * the fuzzer, SESSID_DEBUG=1 builds of the extension): performs each operation through kv until
  * the run is over and returns what sessid_proto_result would. SESSID_EINVAL when kv is not a
  * version 1 or later backend with get, set_nx and expire. A DELETE on a backend without del
- * (version 2) fails the run with SESSID_EUNSUPPORTED. */
+ * (version 2) fails the run with SESSID_EUNSUPPORTED; a REPAIR on a backend without repair
+ * (version 3) takes the second form. */
 int sessid_proto_run(sessid_proto *run, const sessid_kv *kv);
 #endif
 

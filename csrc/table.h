@@ -59,6 +59,8 @@ enum sessid_stat {
     SESSID_STAT_EVICTED,    /* entries pushed out by max_entries */
     SESSID_STAT_KV_ERRORS,  /* KV failures, counted by the caller through sessid_table_count */
     SESSID_STAT_KV_SKIPPED, /* lookups answered without the KV while it was failing, likewise */
+    SESSID_STAT_KV_FALLBACKS, /* runs that fell back from an optional KV command it did not offer */
+    SESSID_STAT_KV_REPAIRED,  /* runs that replaced damage under a KV key */
     SESSID_STAT_LOCK_TIMEOUTS, /* calls that could not have a shared table's lock in time */
     SESSID_STAT_LOCK_REPAIRS,  /* a shared table's lock taken from a holder that died holding it */
     SESSID_STAT_COUNT

@@ -45,11 +45,48 @@ static int contiguous_copy(PyObject *obj, key_bytes *k)
     return 0;
 }
 
+/* Replaces the UnicodeEncodeError that is set, which holds the whole key, by one whose text is '?'
+ * repeated to the key's length: its start, end and reason are kept, so the message still says
+ * where the key has no UTF-8 form, and nothing in it, its arguments or its chain holds the key. */
+static void hide_key_in_encode_error(void)
+{
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+        return;
+    PyObject *original = sessidpy_take_exception();
+    Py_ssize_t start, end;
+    PyObject *object = PyUnicodeEncodeError_GetObject(original);
+    PyObject *reason = PyUnicodeEncodeError_GetReason(original);
+    PyObject *encoding = PyUnicodeEncodeError_GetEncoding(original);
+    PyObject *error = NULL, *text = NULL;
+    if (object != NULL && reason != NULL && encoding != NULL
+        && PyUnicodeEncodeError_GetStart(original, &start) == 0
+        && PyUnicodeEncodeError_GetEnd(original, &end) == 0
+        && (text = PyUnicode_New(PyUnicode_GET_LENGTH(object), 127)) != NULL) {
+        memset(PyUnicode_DATA(text), '?', (size_t)PyUnicode_GET_LENGTH(object));
+        error = PyObject_CallFunction(PyExc_UnicodeEncodeError, "OOnnO", encoding, text, start,
+                                      end, reason);
+    }
+    Py_XDECREF(object);
+    Py_XDECREF(reason);
+    Py_XDECREF(encoding);
+    Py_XDECREF(text);
+    Py_DECREF(original);
+    if (error == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_UnicodeError, "api_key has no UTF-8 form");
+        return;
+    }
+    PyErr_SetObject(PyExc_UnicodeEncodeError, error);
+    Py_DECREF(error);
+}
+
 static int key_open(PyObject *obj, key_bytes *k)
 {
     memset(k, 0, sizeof *k);
     if (PyUnicode_Check(obj)) {
         k->data = PyUnicode_AsUTF8AndSize(obj, &k->len);
+        if (k->data == NULL)
+            hide_key_in_encode_error();
         return k->data != NULL ? 0 : -1;
     }
     if (!PyObject_CheckBuffer(obj)) {

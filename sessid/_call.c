@@ -1,4 +1,5 @@
-/* One aget (or aforget) in progress. sessid._aio.drive steps it:
+/* One aget (or aforget) in progress. sessid._aio.drive steps it (after, with flight_key and
+ * adopt, letting it take the answer of another lookup of its key in flight):
  *
  *     pending = call.start()
  *     while pending is not None:
@@ -146,6 +147,33 @@ static PyObject *call_result(CallObject *self, PyObject *unused)
     return sessidpy_kvrun_finish(&self->run);
 }
 
+static PyObject *call_flight_key(CallObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (!self->has_run)
+        Py_RETURN_NONE;
+    return sessidpy_kvrun_flight_key(&self->run);
+}
+
+static PyObject *call_outcome(CallObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyLong_FromLong(self->has_run ? (long)self->run.outcome : (long)SESSIDPY_RAISED);
+}
+
+static PyObject *call_adopt(CallObject *self, PyObject *args)
+{
+    PyObject *answer;
+    int outcome;
+    if (!PyArg_ParseTuple(args, "Oi:adopt", &answer, &outcome) || enter(self) < 0)
+        return NULL;
+    PyObject *adopted = NULL;
+    if (self->has_run && sessidpy_kvrun_running(&self->run) && !self->run.decided)
+        adopted = sessidpy_kvrun_adopt(&self->run, answer, (sessidpy_outcome)outcome);
+    self->busy = 0;
+    return adopted != NULL ? adopted : Py_NewRef(Py_None);
+}
+
 static int call_traverse(CallObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
@@ -183,6 +211,13 @@ static PyMethodDef call_methods[] = {
     {"send", (PyCFunction)call_send, METH_O, "Hands in an awaited reply; the next awaitable or None."},
     {"throw", (PyCFunction)call_throw, METH_O, "Hands in an awaited failure; the next awaitable or None."},
     {"result", (PyCFunction)call_result, METH_NOARGS, "The session id (None for a forget), or the error, once done."},
+    {"flight_key", (PyCFunction)call_flight_key, METH_NOARGS,
+     "(flights, key) for a lookup that may share its KV exchange with others of its key, or None."},
+    {"outcome", (PyCFunction)call_outcome, METH_NOARGS,
+     "After result(): 0 the KV answered, 1 best effort without the KV, 2 it raised."},
+    {"adopt", (PyCFunction)call_adopt, METH_VARARGS,
+     "adopt(answer, outcome): ends this lookup, not yet started, with another one's answer where it "
+     "may (returns it), or returns None: it must ask the KV itself."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -52,8 +52,8 @@ static PyObject *failure_message(const sessidpy_kv_failure *f, PyObject *kv_key,
         return PyUnicode_FromFormat("session id missing after set (KV key %R)", kv_key);
     case SESSID_EVALUE:
         return PyUnicode_FromFormat(
-            "kv.%s() returned a value that is not a session id: expected 1 to %d visible ASCII "
-            "characters (KV key %R)", f->method, SESSID_VALUE_MAX, kv_key);
+            "the KV key %R holds something that is not a session id (a UUID), and it could not be "
+            "replaced: it held damage again after kv.%s()", kv_key, f->method);
     }
     return PyUnicode_FromString(sessid_strerror(status));
 }

@@ -10,7 +10,10 @@ typedef struct sessidpy_kv_failure {
     PyObject *error;            /* strong: the exception a KV method raised, if any */
     PyObject *problem;          /* strong: a str describing a reply of the wrong kind, if any */
     const char *method;         /* the KV method of the last operation */
-    int fatal;                  /* error is a BaseException that must propagate (not an Exception) */
+    int fatal;                  /* error must propagate as it is: a BaseException (not an
+                                   Exception), or a TypeError for a client used the wrong way */
+    int outage;                 /* error says the server is unreachable or failing: a connection
+                                   error, a timeout, a transient state (LOADING, BUSY, ...) */
 } sessidpy_kv_failure;
 
 /* Raises the exception for a status that is not a KV failure (MemoryError, sessid.Error,

@@ -25,3 +25,11 @@ def hidden_lock_timeout(error: BaseException, answer: str, window: float) -> Non
         answer,
         window,
     )
+
+
+def repaired_damage(kv_key: str) -> None:
+    """Logs at WARNING that a lookup replaced damage under kv_key (a KV key, never an API key)."""
+    logger.warning(
+        "the KV key %r held something that is not a session id (a UUID); it now holds a new id",
+        kv_key,
+    )

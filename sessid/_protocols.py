@@ -48,3 +48,27 @@ class AsyncKV(Protocol):
     def expire(self, name: str, time: int, /) -> Awaitable[object]: ...
 
     def delete(self, name: str, /) -> Awaitable[object]: ...
+
+
+# The repair of a damaged KV key, in one step of the server (EVAL, Redis 2.6+): when the key holds a
+# session id (a version 4 UUID in its 36-character form, whitespace and letter case aside), it
+# refreshes its TTL and returns it; otherwise (nothing, another value, or data of another type) it
+# sets the new id given with the TTL and returns it. KEYS[1] is the KV key; ARGV is the new id and
+# the TTL in seconds. Every worker that meets the damage at once therefore ends on one id.
+REPAIR_SCRIPT = """\
+local key, id, ttl = KEYS[1], ARGV[1], ARGV[2]
+local kind = redis.call('TYPE', key)
+if type(kind) == 'table' then kind = kind.ok end
+if kind == 'string' then
+  local value = redis.call('GET', key)
+  if #value <= 1024 then
+    local text = string.lower(string.match(value, '^%s*(.-)%s*$'))
+    if string.match(text, '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$') then
+      redis.call('EXPIRE', key, ttl)
+      return value
+    end
+  end
+end
+redis.call('SET', key, id, 'EX', ttl)
+return id
+"""

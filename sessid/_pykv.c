@@ -1,7 +1,8 @@
 /* The KV backend over a Python object: each operation a vectorcall of the client's method with
  * interned names, each reply read in place (bytes or ASCII str, no copy), each failure classified
- * by its kind: a KV that does not offer an optional command, a failure of the call, or a reply of
- * the wrong kind. */
+ * by its kind: a KV that does not offer an optional command, a key of another type (damage), a
+ * full connection pool (congestion), a server unreachable or failing (an outage), any other
+ * failure of the call, or a reply of the wrong kind. */
 #include "_pykv.h"
 
 static const char *method_of(sessid_op_kind kind)
@@ -18,6 +19,8 @@ static const char *method_of(sessid_op_kind kind)
         return "expire";
     case SESSID_OP_DELETE:
         return "delete";
+    case SESSID_OP_REPAIR:
+        return "eval";
     }
     return "?";
 }
@@ -28,10 +31,13 @@ int sessidpy_is_awaitable(PyObject *obj)
     return am != NULL && am->am_await != NULL;
 }
 
+static int is_outage(PyObject *exc);
+
 /* Keeps exc (stolen) as the failure to report; one that is not an Exception must propagate. */
 static int keep_error(sessidpy_pykv *b, PyObject *exc)
 {
     b->failure.fatal = !PyErr_GivenExceptionMatches(exc, PyExc_Exception);
+    b->failure.outage = !b->failure.fatal && is_outage(exc);
     Py_XSETREF(b->failure.error, exc);
     return SESSID_EKV;
 }
@@ -53,6 +59,7 @@ static int bad_reply(sessidpy_pykv *b, const char *format, ...)
     if (text == NULL)
         return fail_with_current(b);
     Py_XSETREF(b->failure.problem, text);
+    b->failure.outage = 0;
     return SESSID_EKV;
 }
 
@@ -70,8 +77,15 @@ static int refuse_awaitable(sessidpy_pykv *b, PyObject *result, int awaited)
         return bad_reply(b, "kv.%s() returned an awaitable whose result is another awaitable "
                          "(%.100s); expected bytes, str or None", b->failure.method,
                          Py_TYPE(result)->tp_name);
-    return bad_reply(b, "kv.%s() returned an awaitable (%.100s); use aget() with an asyncio client",
-                     b->failure.method, Py_TYPE(result)->tp_name);
+    PyObject *error = PyObject_CallFunction(
+        PyExc_TypeError, "s",
+        "the KV is an asyncio client (its methods return awaitables): use aget(), "
+        "aget_required() and aforget() with it, not get(), get_required() or forget()");
+    if (error == NULL)
+        return fail_with_current(b);
+    keep_error(b, error);
+    b->failure.fatal = 1;
+    return SESSID_EKV;
 }
 
 static PyObject *ttl_object(sessidpy_pykv *b, uint64_t ttl)
@@ -127,6 +141,21 @@ PyObject *sessidpy_pykv_call(sessidpy_pykv *b, const sessid_op *op, int *status)
         result = PyObject_VectorcallMethod(st->str_delete, args, 2 | offset, NULL);
         break;
     }
+    case SESSID_OP_REPAIR: {
+        PyObject *script = sessidpy_load(&st->repair_script, "sessid._protocols", "REPAIR_SCRIPT");
+        if (script != NULL && st->str_eval == NULL)
+            st->str_eval = PyUnicode_InternFromString("eval");
+        if (script == NULL || st->str_eval == NULL) {
+            Py_XDECREF(value);
+            *status = fail_with_current(b);
+            return NULL;
+        }
+        PyObject *one = PyLong_FromLong(1);     /* a cached small int: this cannot fail */
+        PyObject *args[] = {b->kv, script, one, b->name, value, ttl};
+        result = PyObject_VectorcallMethod(st->str_eval, args, 6 | offset, NULL);
+        Py_DECREF(one);
+        break;
+    }
     }
     Py_XDECREF(value);
     if (result == NULL) {
@@ -145,6 +174,7 @@ int sessidpy_pykv_read(sessidpy_pykv *b, const sessid_op *op, PyObject *result, 
     out->found = 0;
     if (sessidpy_is_awaitable(result))
         return refuse_awaitable(b, result, awaited);
+    b->answered = 1;
     if (op->kind == SESSID_OP_SET_NX || op->kind == SESSID_OP_EXPIRE || op->kind == SESSID_OP_DELETE)
         return SESSID_OK;                   /* what these return does not matter */
     if (op->kind == SESSID_OP_SET_NX_GET && PyBool_Check(result))
@@ -227,11 +257,50 @@ static int not_offered(PyObject *exc)
            && !text_has(exc, call_failure_codes, 0);
 }
 
+/* Whether exc says the server is unreachable or failing: a connection error or a timeout (builtin
+ * or redis-py's, by class name), or a transient state of the server (its class in redis-py, or its
+ * error reply's code). A full pool is caught before this (congestion). */
+static int is_outage(PyObject *exc)
+{
+    static const char *const classes[] = {
+        "ConnectionError", "TimeoutError", "BusyLoadingError", "ReadOnlyError", "OutOfMemoryError",
+        "TryAgainError", "ClusterDownError", "MasterDownError", NULL};
+    static const char *const codes[] = {
+        "LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "OOM", "NOREPLICAS",
+        "MISCONF", NULL};
+    return PyErr_GivenExceptionMatches(exc, PyExc_OSError) || has_class_named(exc, classes)
+           || text_has(exc, codes, 0);
+}
+
+static int is_pool_full(PyObject *exc)
+{
+    static const char *const full[] = {"MaxConnectionsError", NULL};
+    static const char *const connection[] = {"ConnectionError", NULL};
+    static const char *const texts[] = {"Too many connections", "Too many open files", NULL};
+    return has_class_named(exc, full)
+           || (has_class_named(exc, connection) && text_has(exc, texts, 1));
+}
+
 int sessidpy_pykv_fail(sessidpy_pykv *b, const sessid_op *op, PyObject *exc)
 {
+    static const char *const wrongtype[] = {"WRONGTYPE", NULL};
+    static const char *const error_reply[] = {"ResponseError", NULL};
     b->failure.method = method_of(op->kind);
-    int optional = op->kind == SESSID_OP_GETEX || op->kind == SESSID_OP_SET_NX_GET;
-    if (optional && PyErr_GivenExceptionMatches(exc, PyExc_Exception) && not_offered(exc))
+    int optional = op->kind == SESSID_OP_GETEX || op->kind == SESSID_OP_SET_NX_GET
+                   || op->kind == SESSID_OP_REPAIR;
+    int ordinary = PyErr_GivenExceptionMatches(exc, PyExc_Exception);
+    if (ordinary && is_pool_full(exc)) {
+        keep_error(b, Py_NewRef(exc));
+        b->failure.outage = 0;
+        return SESSIDPY_POOL_FULL;
+    }
+    if (ordinary && has_class_named(exc, error_reply))
+        b->answered = 1;
+    if (ordinary && text_has(exc, wrongtype, 0)) {
+        keep_error(b, Py_NewRef(exc));
+        return SESSID_EVALUE;
+    }
+    if (optional && ordinary && not_offered(exc))
         return SESSID_EUNSUPPORTED;
     return keep_error(b, Py_NewRef(exc));
 }

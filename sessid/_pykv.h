@@ -17,6 +17,8 @@ typedef struct sessidpy_pykv {
     PyObject *name;             /* strong: the KV key as a str */
     PyObject *ttl;              /* strong once made: the TTL as an int */
     PyObject *held;             /* strong: the last reply, alive while the core reads it */
+    int answered;               /* the server answered some operation (a value, or an error reply
+                                   about the key or the command) */
     sessidpy_kv_failure failure;
 } sessidpy_pykv;
 
@@ -34,14 +36,22 @@ int sessidpy_is_awaitable(PyObject *obj);
 
 /* Reads reply, the outcome of op, into *out (valid while the backend holds the reply). Returns 0
  * or a KV status (kv.h). awaited: reply is what awaiting the method's result gave. An awaitable
- * reply is refused: it is closed, so no "never awaited" warning follows, and recorded as a failure
- * (a synchronous caller was handed an asyncio client, or an awaited one gave another awaitable). */
+ * reply is refused: it is closed, so no "never awaited" warning follows, and recorded as a failure:
+ * for a synchronous caller (an asyncio client given to get), a fatal TypeError saying to use
+ * aget; for an awaited one that gave another awaitable, a reply of the wrong kind. */
 int sessidpy_pykv_read(sessidpy_pykv *backend, const sessid_op *op, PyObject *reply, int awaited,
                        sessid_kv_value *out);
 
-/* Records exc (borrowed), raised by op, as its failure. Returns SESSID_EKV, or SESSID_EUNSUPPORTED
- * when op is optional (GETEX, SET ... GET) and exc says the KV does not offer it: a client without
- * the method or keyword, or any error reply but those of transient states and redirections. */
+/* Returned by sessidpy_pykv_fail for a full connection pool (redis-py's MaxConnectionsError, or a
+ * ConnectionError saying "Too many connections" or "Too many open files"): congestion on the
+ * client's side, not a failure of the server; the caller waits and performs op again. */
+#define SESSIDPY_POOL_FULL 1
+
+/* Records exc (borrowed), raised by op, as its failure. Returns SESSID_EKV; SESSID_EUNSUPPORTED
+ * when op is optional (GETEX, SET ... GET, the repair script) and exc says the KV does not offer
+ * it: a client without the method or keyword, or any error reply but those of transient states and
+ * redirections; SESSID_EVALUE for WRONGTYPE (the key holds data of another type: damage); or
+ * SESSIDPY_POOL_FULL. Sets failure.outage when exc says the server is unreachable or failing. */
 int sessidpy_pykv_fail(sessidpy_pykv *backend, const sessid_op *op, PyObject *exc);
 
 #endif

@@ -268,6 +268,9 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->default_store);
     Py_VISIT(st->drive);
     Py_VISIT(st->log_hidden);
+    Py_VISIT(st->repair_script);
+    Py_VISIT(st->sleep);
+    Py_VISIT(st->log_repaired);
     return 0;
 }
 
@@ -292,6 +295,10 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->kwnames_ex);
     Py_CLEAR(st->kwnames_set);
     Py_CLEAR(st->kwnames_set_get);
+    Py_CLEAR(st->str_eval);
+    Py_CLEAR(st->repair_script);
+    Py_CLEAR(st->sleep);
+    Py_CLEAR(st->log_repaired);
     return 0;
 }
 

@@ -39,6 +39,10 @@ typedef struct sessidpy_state {
     PyObject *kwnames_ex;       /* ("ex",) */
     PyObject *kwnames_set;      /* ("nx", "ex") */
     PyObject *kwnames_set_get;  /* ("nx", "ex", "get") */
+    PyObject *str_eval;         /* "eval", interned on first use */
+    PyObject *repair_script;    /* sessid._protocols.REPAIR_SCRIPT, loaded on first use */
+    PyObject *sleep;            /* asyncio.sleep, loaded when an aget first meets a full pool */
+    PyObject *log_repaired;     /* sessid._log.repaired_damage, loaded on the first repair */
 } sessidpy_state;
 
 /* *slot, or, the first time, module's attribute name, kept there (a borrowed reference on success;

@@ -167,14 +167,7 @@ static PyObject *run(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind k
     PyObject *kv = kv_of(self);
     if (kv == NULL)
         return NULL;
-    sessidpy_kvrun run;
-    PyObject *result = NULL;
-    if (sessidpy_kvrun_begin(&run, &self->kv, kv, digest, now, kind) == 0) {
-        sessidpy_kvrun_advance(&run, 0);
-        result = sessidpy_kvrun_finish(&run);
-    }
-    sessidpy_kvrun_clear(&run);
-    return result;
+    return sessidpy_kvrun_sync(&self->kv, kv, digest, now, kind);
 }
 
 static sessidpy_kvrun_kind lookup_kind(int required)
@@ -289,6 +282,8 @@ static PyObject *store_stats(StoreObject *self, PyObject *unused)
         [SESSID_STAT_EVICTED] = "evicted",
         [SESSID_STAT_KV_ERRORS] = "kv_errors",
         [SESSID_STAT_KV_SKIPPED] = "kv_skipped",
+        [SESSID_STAT_KV_FALLBACKS] = "kv_fallbacks",
+        [SESSID_STAT_KV_REPAIRED] = "kv_repaired",
         [SESSID_STAT_LOCK_TIMEOUTS] = "lock_timeouts",
         [SESSID_STAT_LOCK_REPAIRS] = "lock_repairs",
     };
@@ -466,6 +461,10 @@ static void init_kv_conf(StoreObject *self)
     conf->fallback_local = o->on_kv_error == SESSIDPY_ON_KV_ERROR_LOCAL;
     atomic_init(&conf->caps.getex, o->kv_has_getex);
     atomic_init(&conf->caps.set_nx_get, 1);
+    atomic_init(&conf->caps.repair, 1);
+    atomic_init(&conf->caps.getex_retry_at, o->kv_has_getex ? 0 : INFINITY);
+    atomic_init(&conf->caps.set_nx_get_retry_at, 0);
+    atomic_init(&conf->caps.repair_retry_at, 0);
     conf->proto.ttl = (uint64_t)ceil(o->ttl);
     conf->proto.table = self->table;
     conf->proto.keep_local = o->refresh_after > 0 || conf->fallback_local;
@@ -508,7 +507,7 @@ static int store_traverse(StoreObject *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->options.kv);
     Py_VISIT(self->options.clock.callable);
-    return 0;
+    return sessidpy_kvconf_traverse(&self->kv, visit, arg);
 }
 
 /* Drops what can hold a cycle back to the store; its settings and table stay. */
@@ -516,6 +515,7 @@ static int store_clear_refs(StoreObject *self)
 {
     Py_CLEAR(self->options.kv);
     Py_CLEAR(self->options.clock.callable);
+    sessidpy_kvconf_clear(&self->kv);
     return 0;
 }
 
@@ -523,6 +523,7 @@ static void store_dealloc(StoreObject *self)
 {
     PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    sessidpy_kvconf_clear(&self->kv);
     sessidpy_options_clear(&self->options);
     sessid_table_free(self->table);
     for (size_t i = 0; i < self->left_behind_count; i++)

@@ -205,13 +205,16 @@ def test_required_failures_are_raised_not_logged(drive, clock, caplog):
     assert warnings_of(caplog) == []
 
 
-def test_a_bad_value_is_logged_but_opens_no_window(clock, kv, caplog):
+def test_a_bad_value_is_replaced_logged_once_and_opens_no_window(clock, kv, caplog):
     caplog.set_level(logging.WARNING, logger="sessid")
     store = sessid.Store(kv=kv, clock=clock)
     kv.store(store.key_for(KEY), "not a session id")
-    assert is_uuid4(store.get(KEY))
-    assert "returned a value that is not a session id" in warnings_of(caplog)[0].getMessage()
-    store.get(KEY)
+    first = store.get(KEY)
+    assert is_uuid4(first)
+    [warning] = warnings_of(caplog)
+    message = warning.getMessage()
+    assert "is not a session id" in message and store.key_for(KEY) in message and KEY not in message
+    assert store.get(KEY) == first and len(warnings_of(caplog)) == 1
     assert kv.calls["getex"] == 2 and store.stats()["kv_skipped"] == 0
 
 

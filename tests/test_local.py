@@ -155,7 +155,8 @@ def test_stats_count_hits_misses_and_expiry(clock):
     clock.advance(20)
     store.get("a")
     assert store.stats() == {"hits": 1, "misses": 3, "expired": 2, "evicted": 0, "kv_errors": 0,
-                             "kv_skipped": 0, "lock_timeouts": 0, "lock_repairs": 0}
+                             "kv_skipped": 0, "kv_fallbacks": 0, "kv_repaired": 0,
+                             "lock_timeouts": 0, "lock_repairs": 0}
 
 
 def test_a_clock_that_goes_backwards_counts_as_standing_still(clock):

@@ -165,7 +165,9 @@ def kv_tables(url: str, scale: float, repeat: int) -> dict[str, Table]:
         runner = Runner(resolved, scale, repeat)
         client = runner.client
         try:
-            return build_tables(runner, client)
+            tables = build_tables(runner, client)
+            tables.update(burst_tables(resolved, client))
+            return tables
         finally:
             for name in client.scan_iter(match=PREFIX + "*", count=1000):
                 client.delete(name)
@@ -199,4 +201,65 @@ def build_tables(runner: Runner, client: Any) -> dict[str, Table]:
             [Row("sessid", ours[0], f"{ours[1]:.1f} round trips per call"),
              Row("reference", theirs[0], f"{theirs[1]:.1f} round trips per call")],
         )
+    return tables
+
+
+BURST_CALLS = 1_000
+
+
+def burst(url: str, client: Any, keys: int, max_connections: int | None, reference: bool,
+          round_number: int) -> tuple[float, float, float, int]:
+    """1,000 agets started at once (asyncio.gather) over `keys` new API keys, on a redis.asyncio
+    client with the default pool or max_connections. Returns (µs per call, round trips per call,
+    distinct ids per key, calls that raised)."""
+    import redis.asyncio
+
+    names = [f"burst-{round_number}-{i % keys}" for i in range(BURST_CALLS)]
+
+    async def main() -> list[Any]:
+        options = {} if max_connections is None else {"max_connections": max_connections}
+        aclient = redis.asyncio.Redis.from_url(url, **options)
+        store = sessid.Store(kv=aclient, prefix=PREFIX + "sessid:")
+        call = (lambda n: reference_aget(aclient, n)) if reference else store.aget
+        try:
+            return await asyncio.gather(*(call(n) for n in names), return_exceptions=True)
+        finally:
+            await aclient.aclose()
+
+    before = command_count(client)
+    start = time.perf_counter_ns()
+    results = asyncio.run(main())
+    elapsed = (time.perf_counter_ns() - start) / BURST_CALLS / 1000
+    trips = (command_count(client) - before) / BURST_CALLS
+    ids: dict[str, set[Any]] = {}
+    errors = 0
+    for name, result in zip(names, results):
+        if isinstance(result, BaseException):
+            errors += 1
+        else:
+            ids.setdefault(name, set()).add(result)
+    distinct = statistics.mean(len(v) for v in ids.values()) if ids else 0.0
+    return elapsed, trips, distinct, errors
+
+
+def burst_tables(url: str, client: Any) -> dict[str, Table]:
+    """The burst table: 1,000 concurrent agets of new keys, over 10 and over 1,000 keys, with the
+    default pool and with 20 connections; sessid beside the reference protocol (GET / SET NX EX /
+    GET / EXPIRE by hand). One exchange per key in flight makes a burst of one key cost one."""
+    tables: dict[str, Table] = {}
+    round_number = 0
+    for keys in (10, 1_000):
+        for pool in (None, 20):
+            rows = []
+            for name, reference in (("sessid", False), ("reference", True)):
+                round_number += 1
+                micros, trips, distinct, errors = burst(url, client, keys, pool, reference, round_number)
+                note = f"{distinct:.2f} ids per key, {trips:.2f} round trips per call"
+                if errors:
+                    note += f", {errors} calls raised"
+                rows.append(Row(name, micros, note))
+            label = "default pool" if pool is None else f"max_connections={pool}"
+            tables[f"kv_burst_{keys}_keys_{'default' if pool is None else pool}"] = Table(
+                f"KV burst: {BURST_CALLS:,} concurrent agets over {keys:,} new keys, {label}",
+                "µs per call", rows)
     return tables

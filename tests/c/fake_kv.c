@@ -153,7 +153,7 @@ const fake_kv_item *fake_kv_find(const fake_kv *kv, const char *key)
 int fake_kv_total_calls(const fake_kv *kv)
 {
     int total = 0;
-    for (int i = 0; i <= SESSID_OP_DELETE; i++)
+    for (int i = 0; i <= SESSID_OP_REPAIR; i++)
         total += kv->calls[i];
     return total;
 }

@@ -22,9 +22,9 @@ typedef struct fake_kv_item {
 
 typedef struct fake_kv {
     fake_kv_item items[FAKE_KV_ITEMS];
-    int calls[SESSID_OP_DELETE + 1];        /* indexed by sessid_op_kind */
-    uint64_t last_ttl[SESSID_OP_DELETE + 1];
-    int fail[SESSID_OP_DELETE + 1];         /* nonzero: return this status and do nothing */
+    int calls[SESSID_OP_REPAIR + 1];        /* indexed by sessid_op_kind */
+    uint64_t last_ttl[SESSID_OP_REPAIR + 1];
+    int fail[SESSID_OP_REPAIR + 1];         /* nonzero: return this status and do nothing */
     int set_does_not_persist;               /* SET reports success but stores nothing */
     int set_get_ignored;                    /* SET ... GET stores but answers SESSID_ENOREPLY */
 } fake_kv;

@@ -1,3 +1,4 @@
+#include <math.h>
 #include <string.h>
 
 #include "../../csrc/sessid.h"
@@ -25,6 +26,10 @@ static void rig_init(struct rig *r, int getex, int set_nx_get)
     CHECK_STATUS(sessid_table_new(3600, 0, &r->table), SESSID_OK);
     atomic_init(&r->caps.getex, getex);
     atomic_init(&r->caps.set_nx_get, set_nx_get);
+    atomic_init(&r->caps.repair, 1);
+    atomic_init(&r->caps.getex_retry_at, getex ? 0 : INFINITY);     /* a KV without them */
+    atomic_init(&r->caps.set_nx_get_retry_at, set_nx_get ? 0 : INFINITY);
+    atomic_init(&r->caps.repair_retry_at, 0);
     r->config.ttl = 3600;
     r->config.table = r->table;
     r->config.caps = &r->caps;
@@ -173,56 +178,139 @@ static void a_set_that_does_not_persist_is_missing(void)
     rig_free(&r);
 }
 
-static void values_are_trimmed_and_checked(void)
+static int is_uuid4_text(const char *text)
 {
-    static const struct {
-        const char *stored;
-        int status;
-        const char *expect;
-    } cases[] = {
-        {" \t01234567-89ab-4def-8012-3456789abcde\r\n", SESSID_OK, "01234567-89ab-4def-8012-3456789abcde"},
-        {"custom-session", SESSID_OK, "custom-session"},
-        {"   ", SESSID_EMISSING, ""},                    /* blank: absent, yet SET NX cannot win */
-        {"", SESSID_EMISSING, ""},
-        {"has space", SESSID_EVALUE, ""},
-        {"caf\xc3\xa9", SESSID_EVALUE, ""},
-        {"nul\x01", SESSID_EVALUE, ""},
+    uint8_t id[SESSID_ID_LEN];
+    return sessid_id_parse(text, strlen(text), id) && sessid_id_is_v4(id);
+}
+
+static void ids_are_trimmed_and_read_in_lowercase(void)
+{
+    for (int modern = 0; modern <= 1; modern++) {
+        struct rig r;
+        rig_init(&r, modern, modern);
+        const char *stored = " \t01234567-89AB-4DEF-8012-3456789ABCDE\r\n";
+        fake_kv_store(&r.kv, KEY, stored, strlen(stored));
+        char id[SESSID_VALUE_MAX + 1];
+        CHECK_STATUS(rig_run(&r, 0, id), SESSID_OK);
+        CHECK(strcmp(id, "01234567-89ab-4def-8012-3456789abcde") == 0);
+        CHECK(r.kv.calls[SESSID_OP_DELETE] == 0);
+        rig_free(&r);
+    }
+}
+
+/* Anything but a version 4 UUID under the key is damage: the run deletes it and sets a new id,
+ * which later runs find. */
+static void damage_is_replaced_by_a_new_id(void)
+{
+    char long_value[FAKE_KV_TEXT - 1];
+    memset(long_value, 'a', sizeof long_value);
+    static const char *const damaged[] = {
+        "custom-session", "   ", "", "has space", "caf\xc3\xa9", "nul\x01", "abc\0def", "42",
+        "01234567-89ab-1def-8012-3456789abcde",     /* a UUID, but version 1 */
+        "01234567-89ab-4def-8012-3456789abcdef",    /* 37 characters */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i <= sizeof damaged / sizeof damaged[0]; i++) {
+        const char *value = i < sizeof damaged / sizeof damaged[0] ? damaged[i] : long_value;
+        size_t len = value == long_value ? sizeof long_value
+                     : i == 6                ? 7
+                                             : strlen(value);
         for (int modern = 0; modern <= 1; modern++) {
             struct rig r;
             rig_init(&r, modern, modern);
-            fake_kv_store(&r.kv, KEY, cases[i].stored, strlen(cases[i].stored));
-            char id[SESSID_VALUE_MAX + 1];
-            CHECK_STATUS(rig_run(&r, 0, id), cases[i].status);
-            CHECK(strcmp(id, cases[i].expect) == 0);
+            fake_kv_store(&r.kv, KEY, value, len);
+            char id[SESSID_VALUE_MAX + 1], again[SESSID_VALUE_MAX + 1];
+            CHECK_STATUS(rig_run(&r, 0, id), SESSID_OK);
+            CHECK(is_uuid4_text(id));
+            CHECK(r.kv.calls[SESSID_OP_DELETE] == 1);
+            sessid_stats stats;
+            sessid_table_stats(r.table, &stats);
+            CHECK(stats.counters[SESSID_STAT_KV_REPAIRED] == 1);
+            CHECK(stats.counters[SESSID_STAT_KV_FALLBACKS] == 1);   /* no atomic repair here */
+            const fake_kv_item *item = fake_kv_find(&r.kv, KEY);
+            CHECK(item != NULL && item->value_len == 36 && memcmp(item->value, id, 36) == 0);
+            CHECK_STATUS(rig_run(&r, 0, again), SESSID_OK);
+            CHECK(strcmp(id, again) == 0);
+            CHECK(r.kv.calls[SESSID_OP_DELETE] == 1);
             rig_free(&r);
         }
     }
 }
 
-static void value_length_is_bounded(void)
+/* A backend with an atomic repair (kv.h, version 3) replaces damage in one step. */
+static fake_kv *repairing_kv;
+
+static int fake_repair(void *ctx, const char *key, size_t key_len, const char *value,
+                       size_t value_len, uint64_t ttl, sessid_kv_value *out)
 {
-    char value[SESSID_VALUE_MAX + 2];
-    memset(value, 'a', sizeof value);
+    (void)ctx;
+    (void)key_len;
+    (void)ttl;
+    repairing_kv->calls[SESSID_OP_REPAIR]++;
+    char name[FAKE_KV_TEXT];
+    memcpy(name, key, key_len);
+    name[key_len] = '\0';
+    fake_kv_store(repairing_kv, name, value, value_len);
+    const fake_kv_item *item = fake_kv_find(repairing_kv, name);
+    out->found = 1;
+    out->data = item->value;
+    out->len = item->value_len;
+    return SESSID_OK;
+}
+
+static void a_repair_method_replaces_damage_in_one_step(void)
+{
     struct rig r;
     rig_init(&r, 1, 1);
-    fake_kv_store(&r.kv, KEY, value, SESSID_VALUE_MAX);
-    char id[SESSID_VALUE_MAX + 1];
-    CHECK_STATUS(rig_run(&r, 0, id), SESSID_OK);
-    CHECK(strlen(id) == SESSID_VALUE_MAX);
-    fake_kv_store(&r.kv, KEY, value, SESSID_VALUE_MAX + 1);
-    CHECK_STATUS(rig_run(&r, 0, id), SESSID_EVALUE);
+    sessid_kv_methods methods = *r.backend.methods;
+    methods.repair = fake_repair;
+    sessid_kv backend = {&methods, r.backend.ctx};
+    repairing_kv = &r.kv;
+    fake_kv_store(&r.kv, KEY, "hello-world", 11);
+    sessid_proto run;
+    CHECK_STATUS(sessid_proto_begin(&run, &r.config, r.digest, KEY, strlen(KEY), 0), SESSID_OK);
+    CHECK_STATUS(sessid_proto_run(&run, &backend), SESSID_OK);
+    CHECK(sessid_proto_repaired(&run) && sessid_proto_created(&run));
+    CHECK(r.kv.calls[SESSID_OP_REPAIR] == 1 && r.kv.calls[SESSID_OP_DELETE] == 0);
+    CHECK(fake_kv_total_calls(&r.kv) == 2);                 /* GETEX, REPAIR */
     rig_free(&r);
 }
 
-static void embedded_nul_is_not_an_id(void)
+/* Damage that comes back while the run replaces it fails the run rather than looping. */
+static void damage_met_twice_fails_the_run(void)
 {
     struct rig r;
     rig_init(&r, 1, 1);
-    fake_kv_store(&r.kv, KEY, "abc\0def", 7);
+    fake_kv_store(&r.kv, KEY, "bad", 3);
+    sessid_proto run;
+    CHECK_STATUS(sessid_proto_begin(&run, &r.config, r.digest, KEY, strlen(KEY), 0), SESSID_OK);
+    const sessid_op *op;
+    sessid_kv_value damaged = {1, "bad", 3};
+    while ((op = sessid_proto_next(&run)) != NULL)
+        sessid_proto_feed(&run, SESSID_OK, op->kind == SESSID_OP_DELETE ? NULL : &damaged);
+    const char *text;
+    size_t len;
+    CHECK_STATUS(sessid_proto_result(&run, &text, &len), SESSID_EVALUE);
+    rig_free(&r);
+}
+
+/* An optional operation the KV refused is tried again SESSID_CAPS_RETRY seconds later. */
+static void a_fallback_is_tried_again_after_a_while(void)
+{
+    struct rig r;
+    rig_init(&r, 1, 1);
+    r.kv.fail[SESSID_OP_GETEX] = SESSID_EUNSUPPORTED;
     char id[SESSID_VALUE_MAX + 1];
-    CHECK_STATUS(rig_run(&r, 0, id), SESSID_EVALUE);
+    CHECK_STATUS(rig_run(&r, 100, id), SESSID_OK);
+    CHECK(r.kv.calls[SESSID_OP_GETEX] == 1 && atomic_load(&r.caps.getex) == 0);
+    r.kv.fail[SESSID_OP_GETEX] = 0;
+    CHECK_STATUS(rig_run(&r, 100 + SESSID_CAPS_RETRY - 1, id), SESSID_OK);
+    CHECK(r.kv.calls[SESSID_OP_GETEX] == 1);
+    CHECK_STATUS(rig_run(&r, 100 + SESSID_CAPS_RETRY, id), SESSID_OK);
+    CHECK(r.kv.calls[SESSID_OP_GETEX] == 2 && atomic_load(&r.caps.getex) == 1);
+    sessid_stats stats;
+    sessid_table_stats(r.table, &stats);
+    CHECK(stats.counters[SESSID_STAT_KV_FALLBACKS] == 1);
     rig_free(&r);
 }
 
@@ -316,11 +404,8 @@ static void only_uuids_are_kept_locally(void)
     struct rig r;
     rig_init(&r, 1, 1);
     r.config.keep_local = 1;
-    fake_kv_store(&r.kv, KEY, "custom-session", 14);
-    char id[SESSID_VALUE_MAX + 1];
-    CHECK_STATUS(rig_run(&r, 0, id), SESSID_OK);
-    CHECK(table_live(r.table, 0) == 0);
     fake_kv_store(&r.kv, KEY, "01234567-89ab-4def-8012-3456789abcde", 36);
+    char id[SESSID_VALUE_MAX + 1];
     CHECK_STATUS(rig_run(&r, 0, id), SESSID_OK);
     CHECK(table_live(r.table, 0) == 1);
     rig_free(&r);
@@ -399,9 +484,11 @@ void test_proto(void)
     RUN(set_get_without_the_old_value_reads_back);
     RUN(each_failing_operation_fails_the_run);
     RUN(a_set_that_does_not_persist_is_missing);
-    RUN(values_are_trimmed_and_checked);
-    RUN(value_length_is_bounded);
-    RUN(embedded_nul_is_not_an_id);
+    RUN(ids_are_trimmed_and_read_in_lowercase);
+    RUN(damage_is_replaced_by_a_new_id);
+    RUN(a_repair_method_replaces_damage_in_one_step);
+    RUN(damage_met_twice_fails_the_run);
+    RUN(a_fallback_is_tried_again_after_a_while);
     RUN(the_race_winner_is_returned);
     RUN(result_waits_for_the_end);
     RUN(bad_configuration_is_rejected);
