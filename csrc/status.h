@@ -19,7 +19,7 @@ enum {
     SESSID_ENOREPLY = -8,     /* the KV performed a set but did not report the previous value */
     SESSID_EMISSING = -9,     /* the session id was absent from the KV right after it was set */
     SESSID_EVALUE = -10,      /* the KV holds a value that is not a usable session id */
-    SESSID_ESTATE = -11,      /* a protocol step was fed out of order, or a shared lock is beyond use */
+    SESSID_ESTATE = -11,      /* a protocol step was fed out of order */
     SESSID_EFILE = -12,       /* a shared table's file cannot be used; a sessid_shared_problem says why */
     SESSID_ETIMEDOUT = -13,   /* another process held a shared table's lock past the lock timeout */
     SESSID_EBUSY = -14,       /* a shared table's lock was held, and the call did not wait (see lock.h) */
