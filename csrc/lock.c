@@ -217,9 +217,20 @@ static int wait_shared(sessid_lock *l)
     return status_of(rc);
 }
 
+/* Takes the mutex if no one holds it. Not pthread_mutex_trylock: on a robust mutex beyond repair,
+ * glibc's answers ENOTRECOVERABLE once but leaves the mutex held, so that every later taker, in
+ * every process, would wait for it; a timed lock whose deadline has passed answers the same for a
+ * free, held, or dead holder's mutex, and releases one beyond repair. */
+static int try_mutex(pthread_mutex_t *m)
+{
+    static const struct timespec past = {0, 0};
+    int rc = pthread_mutex_timedlock(m, &past);
+    return rc == ETIMEDOUT ? EBUSY : rc;
+}
+
 static int take_shared(sessid_lock *l, sessid_lock_wait wait)
 {
-    int rc = pthread_mutex_trylock(l->robust);
+    int rc = try_mutex(l->robust);
     if (rc != EBUSY) {
         if ((rc == 0 || rc == EOWNERDEAD)
             && atomic_load_explicit(&l->skip_until_ns, memory_order_relaxed) != 0)

@@ -25,18 +25,19 @@
 /* ---- the lock ---- */
 
 /* 1 when the head's fields could belong to a whole table: what every taker of a shared table's lock
- * checks before it believes them. */
-static int head_is_sane(const sessid_table *t)
+ * checks before it believes them. now: the taker's time, or -INFINITY when it has none. */
+static int head_is_sane(const sessid_table *t, double now)
 {
     const struct head *h = t->h;
     size_t capacity = t->bounds[0];
     return h->ttl == t->own.ttl && h->max_entries == t->own.max_entries && h->capacity == capacity
            && h->count <= h->max_entries && (h->count == 0) == (h->oldest == NIL)
            && (h->count == 0) == (h->newest == NIL) && (h->oldest == NIL || h->oldest < capacity)
-           && (h->newest == NIL || h->newest < capacity) && !isnan(h->clock);
+           && (h->newest == NIL || h->newest < capacity) && !isnan(h->clock)
+           && !(h->clock > now + CLOCK_AHEAD_MAX);
 }
 
-int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait)
+int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait, double now)
 {
     int rc = sessid_lock_take(&t->lock, wait);
     if (rc != SESSID_OK && rc != SESSID_LOCK_OWNER_DIED) {
@@ -52,7 +53,7 @@ int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait)
     atomic_thread_fence(memory_order_release);
     if (sessid_undo_rollback(t) != 0)
         t->rebuild = 1;
-    if (t->rebuild || !head_is_sane(t)) {
+    if (t->rebuild || !head_is_sane(t, now)) {
         sessid_table_repair(t);
         t->rebuild = 0;
     }
@@ -66,7 +67,7 @@ int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait)
 
 int sessid_table_lock(sessid_table *t)
 {
-    return sessid_table_lock_for(t, SESSID_LOCK_REQUIRED);
+    return sessid_table_lock_for(t, SESSID_LOCK_REQUIRED, -INFINITY);
 }
 
 int sessid_table_unlock(sessid_table *t)
@@ -98,7 +99,7 @@ typedef int (*locked_work)(sessid_table *t, double now, void *args);
 static int run_locked(sessid_table *t, double now, sessid_lock_wait wait, locked_work work, void *args)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = sessid_table_lock_for(t, wait);
+        int rc = sessid_table_lock_for(t, wait, now);
         if (rc != SESSID_OK)
             return rc;
         if (now > t->h->clock)

@@ -89,10 +89,10 @@ static inline int is_shared(const sessid_table *t)
 
 /* Takes the table's lock (a shared one waited for as `wait` says), undoing what a holder that died
  * left half done (or rebuilding the table from its slots when that cannot be undone, or its head
- * fails a check), and arms the undo log. Returns 0, or with the lock not held SESSID_ETIMEDOUT,
+ * fails a check: its time is checked against now, -INFINITY for none), and arms the undo log. Returns 0, or with the lock not held SESSID_ETIMEDOUT,
  * SESSID_EBUSY or SESSID_ELOCK (lock.h). sessid_table_lock waits as a required call does.
  * (table.c) */
-int sessid_table_lock_for(sessid_table *table, sessid_lock_wait wait);
+int sessid_table_lock_for(sessid_table *table, sessid_lock_wait wait, double now);
 int sessid_table_lock(sessid_table *table);
 
 /* Releases the lock. Returns 0, or SESSID_EDAMAGED when the call met a slot number out of range (a
