@@ -22,7 +22,7 @@ def test_readme_opens_with_two_commands():
 def test_ci_runs_both_readme_commands_on_every_python():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "readme_command 1" in ci and "readme_command 2" in ci
-    assert '"$readme_install_and_test"' in ci and '"$readme_install_and_bench --quick"' in ci
+    assert '"$readme_install_and_test"' in ci and '"$readme_install_and_bench"' in ci
     pyproject = (ROOT / "pyproject.toml").read_text()
     for version in ("3.11", "3.12", "3.13"):
         assert f"Programming Language :: Python :: {version}" in pyproject
