@@ -111,10 +111,10 @@ class Workloads(HitKeys):
         return table
 
     def zipf_mix(self) -> Table:
-        self.steps.step(f"Zipf mix (s=1.1) over 100,000 keys: {self.large:,} calls")
-        overhead = loop_overhead(self.zipf, self.repeat)
         distinct = len(set(self.zipf))
         table = Table(f"Zipf mix (s=1.1) over 100,000 keys: {len(self.zipf):,} calls, {distinct:,} distinct", "ns per call")
+        self.steps.step(table.title)
+        overhead = loop_overhead(self.zipf, self.repeat)
         table.rows = self._rows(lambda c: self._fresh(c, lambda n: self.zipf) - overhead)
         table.footer = f"(median of {self.repeat} passes, each into an empty table; loop overhead of {overhead:.0f} ns subtracted)"
         return table
