@@ -161,7 +161,8 @@ class Workloads(HitKeys):
                 continue
             self.progress(f"{c.name}: filling")
             cache, ttl, filling, preempted = self._filled(c, old)
-            fill_rows.append(Row(c.name, max(filling) / 1000, f"p99.99 {percentile(filling, 0.9999) / 1000:.1f} µs"))
+            fill_rows.append(Row(c.name, max(filling) / 1000, f"p99.99 {percentile(filling, 0.9999) / 1000:.1f} µs, "
+                                                               f"{preempted:,} {'preemption' if preempted == 1 else 'preemptions'}"))
             tail_rows.append(Row(c.name, percentile(filling, 0.99999) / 1000,
                                  f"{slower_than(filling, 100_000):,} over 100 µs, {preempted:,} preemptions"))
             if c.floor or not expire:   # a floor keeps no table: its tail is the machine's alone
@@ -181,7 +182,9 @@ class Workloads(HitKeys):
         worst = Table(title + ": the slowest single call", "µs", max_rows)
         growth = Table(f"{fill}: the slowest single call", "µs", fill_rows,
                        "(a table that grows by re-placing its entries stalls the call that grows it;"
-                       " the floors keep no table)")
+                       " the floors keep no table. A preemption is a time the kernel gave the CPU to"
+                       " another thread in the middle of the fill: on a busy machine, the slowest call"
+                       " is often one of them)")
         tail = Table(f"{fill}: the 99.999th percentile call", "µs", tail_rows,
                      f"(each call timed on its own; the figure is the {ordinal(tail_rank(len(old)))} slowest call"
                      f" of the {len(old):,} calls; the floors keep no table: their tail is the machine's own,"
