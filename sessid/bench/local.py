@@ -63,16 +63,20 @@ class Workloads(HitKeys):
             if c.make is None:
                 rows.append(Row(c.name, None, c.missing))
                 continue
-            self.progress(c.name)
             rows.append(Row(c.name, measure(c)))
             gc.collect()
         return rows
 
     def _hits(self, c: Contender, warm: Sequence[str], calls: Sequence[str]) -> float:
         cache = c.make(HOUR)  # type: ignore[misc]  # callers pass only contenders that have a make
+        self.progress(f"{c.name}: putting {len(warm):,} keys in")
         for key in warm:
             cache.get(key)
-        ns = statistics.median(timed_loop(cache.get, calls) for _ in range(self.repeat))
+        samples = []
+        for n in range(self.repeat):
+            self.progress(f"{c.name}: pass {n + 1} of {self.repeat}")
+            samples.append(timed_loop(cache.get, calls))
+        ns = statistics.median(samples)
         check_work(cache, hits=self.repeat * len(calls), misses=len(warm))
         return ns
 
@@ -94,6 +98,7 @@ class Workloads(HitKeys):
     def _fresh(self, c: Contender, calls_of_pass: Callable[[int], Sequence[str]]) -> float:
         samples = []
         for n in range(self.repeat):
+            self.progress(f"{c.name}: pass {n + 1} of {self.repeat}")
             calls = calls_of_pass(n)
             cache = c.make(HOUR)  # type: ignore[misc]  # callers pass only contenders that have a make
             samples.append(timed_loop(cache.get, calls))
