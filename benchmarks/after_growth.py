@@ -5,7 +5,7 @@ order, one pass every 10 seconds. Each line gives the time since the fill, how m
 sits in huge pages (AnonHugePages, which grows as the kernel's khugepaged gathers the new table's
 small pages), the mean hit (each call timed on its own, so the timer's overhead is in it), and how
 many hits took over 100 µs. A growing table's arrays get small
-pages (see the README): this shows what a hit costs until they are gathered, and what gathering
+pages (see docs/design.md): this shows what a hit costs until they are gathered, and what gathering
 costs the calls made meanwhile. Linux only (it reads /proc/self/smaps_rollup); it judges nothing.
 """
 

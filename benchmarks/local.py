@@ -1,4 +1,4 @@
-"""The local workloads: python benchmarks/local.py [--quick] [--only hit miss ...]."""
+"""The benchmark from a checkout: python benchmarks/local.py [--full] [--only hit miss ...]."""
 
 import sys
 

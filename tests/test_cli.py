@@ -1,4 +1,5 @@
-"""python -m sessid as an operator meets it: get, forget, stats, remove, key, and a smoke run of bench.
+"""python -m sessid as an operator meets it: get, forget, stats, remove and key (bench is
+tests/test_bench.py's).
 
 Every error is one line naming what the user can act on, exit code 2 for usage and 1 for failures,
 never a traceback."""
@@ -350,37 +351,3 @@ def test_get_does_not_import_the_benchmark(table):
             "print(sorted(m for m in sys.modules if m.startswith('sessid.bench')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "[]"
-
-
-def test_bench_runs_and_prints_a_table():
-    out = sessid_cli("bench", "--quick", "--repeat", "1", "--only", "hit", "miss")
-    assert out.returncode == 0, out.stderr
-    assert "÷ sessid" in out.stdout and "floor: hashlib.sha256 alone" in out.stdout
-    assert "targets:" in out.stdout
-
-
-def test_bench_shared_runs_and_removes_its_tables():
-    def bench_tables():
-        return {name for name in os.listdir("/dev/shm") if name.startswith("sessid-bench-")}
-
-    before = bench_tables()
-    out = sessid_cli("bench", "--quick", "--repeat", "1", "--only", "shared")
-    assert out.returncode == 0, out.stderr
-    for row in ("sessid, shared", "sessid, 2 processes", "diskcache.Cache", "Redis (sessid's KV path)"):
-        assert row in out.stdout
-    assert "skipped (give --redis URL, or --redis auto)" in out.stdout
-    assert "shared at most 1.5x private" in out.stdout and "two processes at least 1.5x one" in out.stdout
-    assert bench_tables() <= before
-
-
-def test_bench_checks_the_work_through_stats():
-    from sessid.bench.local import check_work, work_note
-
-    store = sessid.Store()
-    for key in ("a", "b", "a"):
-        store.get(key)
-    check_work(store, hits=1, misses=2)
-    with pytest.raises(RuntimeError, match="the workload is wrong"):
-        check_work(store, hits=3, misses=0)
-    check_work(object(), hits=3)                    # only sessid reports what it did
-    assert work_note(store) == "stats: 2 misses, 0 expired"

@@ -19,10 +19,32 @@ def test_readme_opens_with_two_commands():
     assert "pytest" in commands[1]
 
 
+def test_every_python_block_of_the_documents_is_checked_by_ci():
+    """.ci/typecheck runs mypy --strict on the module that docs_code.py makes of these blocks."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests" / "typing"))
+    try:
+        import docs_code
+    finally:
+        sys.path.pop(0)
+    documents = docs_code.documents()
+    assert ROOT / "README.md" in documents and ROOT / "docs" / "design.md" in documents
+    module = docs_code.module()
+    compile(module, "docs_code.py", "exec")
+    for path in documents:
+        text = path.read_text()
+        blocks = docs_code.python_blocks(path)
+        assert len(blocks) == text.count("```python\n"), path
+        for _, code in blocks:
+            assert all(line in module for line in code.splitlines())
+    assert "docs_code.py" in (ROOT / ".ci" / "typecheck").read_text()
+
+
 def test_ci_runs_both_readme_commands_on_every_python():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "readme_command 1" in ci and "readme_command 2" in ci
-    assert '"$readme_install_and_test"' in ci and '"$readme_install_and_bench --quick"' in ci
+    assert '"$readme_install_and_test"' in ci and '"$readme_install_and_bench"' in ci
     pyproject = (ROOT / "pyproject.toml").read_text()
     for version in ("3.11", "3.12", "3.13"):
         assert f"Programming Language :: Python :: {version}" in pyproject

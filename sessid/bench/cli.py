@@ -1,4 +1,8 @@
-"""python -m sessid bench: sessid side by side with what users would otherwise write."""
+"""python -m sessid bench: sessid side by side with what users would otherwise write.
+
+By default a short run, under a minute: hits and misses at small sizes, the slowest call of a
+fill, memory per entry, and the shared table (beside the private one, from two processes at once,
+and beside diskcache). --full runs every table at full size (about eight minutes)."""
 
 from __future__ import annotations
 
@@ -13,19 +17,31 @@ import time
 from . import memory
 from .contenders import contenders
 from .local import Workloads
-from .report import Table
+from .report import Console, Table
 from .shared import CEILING_ROW, SHARED_ROW, TWO_PROCESSES_ROW, shared_tables
 
 LOCAL_WORKLOADS = ["hit", "miss", "zipf", "expiry", "memory"]
 WORKLOADS = LOCAL_WORKLOADS + ["shared"]
+SHORT_WORKLOADS = ["hit", "miss", "expiry", "memory", "shared"]     # zipf: --full, or --only zipf
+SHORT_SCALE, SHORT_REPEAT = 0.1, 3
+FULL_SCALE, FULL_REPEAT = 1.0, 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="a tenth of the sizes (100,000 instead of 1,000,000 entries)")
-    parser.add_argument("--repeat", type=int, default=5, help="repetitions per figure (median)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true",
+                      help="every table, at full size (1,000,000 entries, 5 repetitions): about eight "
+                           "minutes; the default is a short run of the main tables at a tenth of the "
+                           "sizes, under a minute")
+    size.add_argument("--quick", action="store_true", help="the short run (the default; kept for scripts)")
+    parser.add_argument("--repeat", type=int,
+                        help=f"repetitions per figure, whose median is shown (default {SHORT_REPEAT}, "
+                             f"or {FULL_REPEAT} with --full)")
     parser.add_argument("--only", nargs="+", choices=WORKLOADS + ["kv"], metavar="WORKLOAD",
-                        help=f"run only these: {', '.join(WORKLOADS)}, kv")
+                        help=f"run only these: {', '.join(WORKLOADS)}, kv (at the short run's sizes "
+                             "unless --full)")
+    parser.add_argument("--targets", action="store_true",
+                        help="also check the figures against the targets the project holds itself to")
     parser.add_argument("--redis", metavar="URL",
                         help="also time the KV path over this Redis (or 'auto': start a throwaway "
                              "redis-server), and Redis beside the shared table; both write keys "
@@ -40,7 +56,11 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
+    cpus = f"{os.cpu_count()} CPUs"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if usable != os.cpu_count():
+        cpus += f" ({usable} usable by this process)"
+    return f"{cpu}, {cpus}, Python {platform.python_version()}, {platform.system()}"
 
 
 def targets(tables: dict[str, Table]) -> list[str]:
@@ -109,55 +129,72 @@ def targets(tables: dict[str, Table]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    only = set(args.only or WORKLOADS + (["kv"] if args.redis else []))
-    scale = 0.1 if args.quick else 1.0
-    print(f"sessid bench on {machine()}")
+    full = args.full
+    default = WORKLOADS if full else SHORT_WORKLOADS
+    only = set(args.only or default + (["kv"] if args.redis else []))
+    scale = FULL_SCALE if full else SHORT_SCALE
+    repeat = args.repeat or (FULL_REPEAT if full else SHORT_REPEAT)
+    console = Console()
+    console.print(f"sessid bench on {machine()}")
+    if full:
+        console.print("The full run: every table at full size, about eight minutes.")
+    else:
+        console.print("A short run, under a minute, at a tenth of the full sizes; --full runs every"
+                      " table at full size (about eight minutes).")
+    console.print("Each figure is the median of several passes; the column ÷ sessid is the figure"
+                  " over sessid's.")
     started = time.monotonic()
     tables: dict[str, Table] = {}
 
     def show(key: str, table: Table) -> None:
         tables[key] = table
-        print()
-        print(table.render(), flush=True)
+        console.table(table)
 
     local = only & set(LOCAL_WORKLOADS) - {"memory"}
     if local:
-        work = Workloads(contenders(), scale=scale, repeat=args.repeat)
+        work = Workloads(contenders(), scale=scale, repeat=repeat, steps=console)
         if "hit" in only:
             show("hit_small", work.hit_small())
-            show("hit_large", work.hit_large())
+            if full:
+                show("hit_large", work.hit_large())
         if "miss" in only:
             show("miss", work.miss())
         if "zipf" in only:
             show("zipf", work.zipf_mix())
         if "expiry" in only:
-            mean, worst, growth, growth_tail = work.expiry()
-            show("expiry_mean", mean)
-            show("expiry_worst", worst)
-            show("growth_worst", growth)
-            show("growth_tail", growth_tail)
-            show("purge", work.purge())
+            if full:
+                mean, worst, *fills = work.expiry()
+                show("expiry_mean", mean)
+                show("expiry_worst", worst)
+            else:
+                fills = work.fill()
+            for key, table in zip(("growth_worst", "growth_tail"), fills):
+                show(key, table)
+            if full:
+                show("purge", work.purge())
     if "memory" in only:
-        at_rest, peak = memory.tables(int(1_000_000 * scale))
+        at_rest, peak = memory.tables(int(1_000_000 * scale), console)
         show("memory", at_rest)
-        show("memory_peak", peak)
+        if full:                    # at a tenth of the size, the peak has matched the size at rest
+            show("memory_peak", peak)
     if "shared" in only:
-        with contextlib.closing(shared_tables(scale, args.repeat, args.redis)) as shared:
+        with contextlib.closing(shared_tables(scale, repeat, args.redis, full, console)) as shared:
             for key, table in shared:
                 show(key, table)
     if "kv" in only:
         if not args.redis:
-            print("\nkv: skipped (give --redis URL, or --redis auto)")
+            console.print("\nkv: skipped (give --redis URL, or --redis auto)")
         else:
             from .kv import kv_tables
 
-            for key, table in kv_tables(args.redis, scale=scale, repeat=args.repeat).items():
+            console.step("the KV path over Redis: sessid beside the same protocol written by hand")
+            for key, table in kv_tables(args.redis, scale=scale, repeat=repeat).items():
                 show(key, table)
-    summary = targets(tables)
-    if summary:
-        print("\ntargets:")
-        print("\n".join(summary))
-    print(f"\n({time.monotonic() - started:.0f} s)")
+    if args.targets:
+        summary = targets(tables)
+        console.print("\ntargets:")
+        console.print("\n".join(summary) if summary else "  none of these tables has one")
+    console.print(f"\n(finished in {time.monotonic() - started:.0f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({key: {r.name: r.value for r in t.rows} for key, t in tables.items()}, f, indent=2)

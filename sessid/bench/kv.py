@@ -34,7 +34,7 @@ def reference_key(api_key: str) -> str:
 def reference_get(client: Any, api_key: str) -> str:
     """CLIProxyAPI's protocol, by hand: GET, then EXPIRE on a hit or SET NX EX + GET on a miss."""
     name = reference_key(api_key)
-    raw = client.get(name)
+    raw: bytes | None = client.get(name)
     if raw is not None and raw.strip():
         client.expire(name, TTL)
         return raw.strip().decode()
@@ -47,7 +47,7 @@ def reference_get(client: Any, api_key: str) -> str:
 
 async def reference_aget(client: Any, api_key: str) -> str:
     name = reference_key(api_key)
-    raw = await client.get(name)
+    raw: bytes | None = await client.get(name)
     if raw is not None and raw.strip():
         await client.expire(name, TTL)
         return raw.strip().decode()

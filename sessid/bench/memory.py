@@ -16,7 +16,7 @@ import sys
 
 from .contenders import contenders
 from .keys import numbered_key
-from .report import Row, Table
+from .report import Row, Steps, Table
 
 
 def status_bytes(field: str) -> int:
@@ -54,8 +54,11 @@ def measure_here(name: str, count: int) -> dict[str, float | None]:
     return {"at_rest": at_rest, "peak": peak}
 
 
-def tables(count: int) -> tuple[Table, Table]:
+def tables(count: int, steps: Steps | None = None) -> tuple[Table, Table]:
     """The bytes per entry once filled, and at the peak of the fill."""
+    steps = steps or Steps()
+    steps.step(f"memory: bytes per entry of a table filled with {count:,} keys, each contender"
+               " in a fresh interpreter")
     rest_rows, peak_rows = [], []
     for c in contenders():
         if c.floor:
@@ -64,6 +67,7 @@ def tables(count: int) -> tuple[Table, Table]:
             rest_rows.append(Row(c.name, None, c.missing))
             peak_rows.append(Row(c.name, None, c.missing))
             continue
+        steps.progress(c.name)
         out = subprocess.run(
             [sys.executable, "-m", "sessid.bench.memory", c.name, str(count)],
             check=True, capture_output=True, text=True,

@@ -26,7 +26,7 @@ import sessid
 
 from .keys import HitKeys, numbered_key, random_keys
 from .local import HOUR, check_work, loop_overhead, passes_footer, timed_loop
-from .report import Row, Table
+from .report import Row, Steps, Table
 
 SHARED_ROW = "sessid, shared"
 TWO_PROCESSES_ROW = "sessid, 2 processes"
@@ -98,10 +98,11 @@ class Comparison(HitKeys):
     """Store() and Store(shared=...) on the same keys as the local hit workloads, their passes taken
     in turn so that a slower stretch of the machine falls on both."""
 
-    def __init__(self, names: Names, scale: float, repeat: int) -> None:
+    def __init__(self, names: Names, scale: float, repeat: int, steps: Steps) -> None:
         super().__init__(scale, SMALL)
         self.names = names
         self.repeat = repeat
+        self.steps = steps
 
     def hit_small(self) -> Table:
         return self._hits(f"shared against private: hit, {SMALL:,} keys in the table",
@@ -118,6 +119,7 @@ class Comparison(HitKeys):
         return self._misses(self.large)
 
     def _hits(self, title: str, warm: Sequence[str], calls: Sequence[str]) -> Table:
+        self.steps.step(title)
         overhead = loop_overhead(calls, self.repeat)
         private = sessid.Store()
         try:
@@ -130,7 +132,8 @@ class Comparison(HitKeys):
                     store.get(key)
             ours: list[float] = []
             theirs: list[float] = []
-            for _ in range(self.repeat):
+            for n in range(self.repeat):
+                self.steps.progress(f"pass {n + 1} of {self.repeat}")
                 ours.append(timed_loop(private.get, calls))
                 theirs.append(timed_loop(shared.get, calls))
             for store in (private, shared):
@@ -147,12 +150,14 @@ class Comparison(HitKeys):
         """Fills empty tables with size new keys each, as many tables as make up a pass of at least
         self.calls calls: the miss of a table that holds from none to size keys."""
         title = f"shared against private: miss, a new key every call, filling an empty table with {size:,} keys"
+        self.steps.step(title)
         keys = [numbered_key(i) for i in range(size)]
         tables = max(1, self.calls // size)
         overhead = loop_overhead(keys, self.repeat)
         ours: list[float] = []
         theirs: list[float] = []
-        for _ in range(self.repeat):
+        for n in range(self.repeat):
+            self.steps.progress(f"pass {n + 1} of {self.repeat}")
             private_ns = shared_ns = 0.0
             for _ in range(tables):
                 private_ns += self._fill(sessid.Store(), keys)
@@ -223,9 +228,10 @@ class Throughput:
     """Aggregate calls per second of processes started with spawn that call at once, each a fixed
     number of calls: all their calls over the span from the first start to the last end."""
 
-    def __init__(self, names: Names, scale: float, repeat: int) -> None:
+    def __init__(self, names: Names, scale: float, repeat: int, steps: Steps) -> None:
         self.names = names
         self.repeat = repeat
+        self.steps = steps
         self.calls = max(200_000, int(2_000_000 * scale))
         self.context = multiprocessing.get_context("spawn")
 
@@ -237,22 +243,30 @@ class Throughput:
                            "aggregate throughput", MISS_EVERY)
 
     def _table(self, title: str, miss_every: int) -> Table:
+        self.steps.step(title)
         runs = [("sessid", 1, True), (TWO_PROCESSES_ROW, 2, True), (CEILING_ROW, 2, False)]
         samples: dict[str, list[float]] = {row: [] for row, _, _ in runs}
         try:
-            for _ in range(self.repeat):
+            for n in range(self.repeat):
                 for row, processes, shared in runs:
+                    self.steps.progress(f"run {n + 1} of {self.repeat}: {row}")
                     samples[row].append(self._run(processes, miss_every, shared))
         except Missing as why:
             return missing_table(title, "calls/s", [row for row, _, _ in runs], why)
+        rates = {row: statistics.median(samples[row]) for row, _, _ in runs}
+        one, ceiling = rates["sessid"], rates[CEILING_ROW]
+        cpus = usable_cpus()
         rows = []
         for row, processes, _ in runs:
-            rate = statistics.median(samples[row])
-            note = "1 process" if processes == 1 else f"{rate / processes:,.0f} per process"
-            rows.append(Row(row, rate, note))
+            note = "1 process" if processes == 1 else f"{rates[row] / processes:,.0f} per process"
+            if row == TWO_PROCESSES_ROW:
+                note += f"; the ceiling here: {ceiling / one:.2f}x, on {cpus} {plural(cpus, 'CPU')}"
+            rows.append(Row(row, rates[row], note))
         return Table(title, "calls/s", rows,
-                     f"(median of {self.repeat} runs of {self.calls:,} calls per process, started together; "
-                     "the ceiling: two processes that share nothing)")
+                     f"(median of {self.repeat} runs of {self.calls:,} calls per process, started together."
+                     f" This process may run on {cpus} of the machine's {os.cpu_count()} CPUs. The ceiling is"
+                     " two processes that share nothing: what this machine gives two processes, whatever"
+                     " they run; it is the machine, not sessid, that sets it)")
 
     def _run(self, processes: int, miss_every: int, shared: bool) -> float:
         new = new_keys(self.calls, miss_every)
@@ -301,6 +315,18 @@ class Throughput:
                     worker.terminate()
                     worker.join()
             results.close()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which a container or taskset narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:        # not on Linux
+        return os.cpu_count() or 1
+
+
+def plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
 
 
 # --- beside what a user would pick to share ids on one host ---
@@ -359,10 +385,11 @@ class Alternatives:
     """The same calls against Store(shared=...), a diskcache.Cache and sessid over Redis on
     loopback, one after another in this process."""
 
-    def __init__(self, names: Names, scale: float, repeat: int, redis: str | None) -> None:
+    def __init__(self, names: Names, scale: float, repeat: int, redis: str | None, steps: Steps) -> None:
         self.names = names
         self.repeat = repeat
         self.redis = redis
+        self.steps = steps
         self.calls = max(1_000, int(5_000 * scale))
         self.warm = random_keys(SMALL, seed=21)
         rng = random.Random(22)
@@ -371,6 +398,8 @@ class Alternatives:
                             for n in range(repeat)]
 
     def tables(self) -> tuple[Table, Table]:
+        title = "sharing ids between the processes of one host"
+        self.steps.step(f"{title}: sessid's shared table, diskcache and Redis, hits then misses")
         hit_overhead = loop_overhead(self.hit_calls, self.repeat)
         miss_overhead = loop_overhead(self.miss_passes[0], self.repeat)
         hits: list[Row] = []
@@ -381,6 +410,7 @@ class Alternatives:
             ("Redis (sessid's KV path)", "Store(kv=redis.Redis(...))", lambda: redis_get(self.redis)),
         ]
         for row, note, contender in contenders:
+            self.steps.progress(row)
             try:
                 with contender() as get:
                     for key in self.warm:
@@ -393,7 +423,6 @@ class Alternatives:
                 continue
             hits.append(Row(row, hit, note))
             misses.append(Row(row, miss, note))
-        title = "sharing ids between the processes of one host"
         return (Table(f"{title}: hit, {SMALL:,} keys", "µs per call", hits,
                       passes_footer(self.repeat, len(self.hit_calls), hit_overhead)),
                 Table(f"{title}: miss, a new key every call", "µs per call", misses,
@@ -422,21 +451,26 @@ class Alternatives:
                 close()
 
 
-def shared_tables(scale: float, repeat: int, redis: str | None) -> Generator[tuple[str, Table], None, None]:
+def shared_tables(scale: float, repeat: int, redis: str | None, full: bool = True,
+                  steps: Steps | None = None) -> Generator[tuple[str, Table], None, None]:
     """Each table as soon as it is made, keyed for the targets and --json; every table made is
-    removed when the run ends, also on an error or Ctrl-C (close the iterator when stopping early)."""
+    removed when the run ends, also on an error or Ctrl-C (close the iterator when stopping early).
+    Without full, only a hit beside the private table, two processes' hits, and the alternatives."""
+    steps = steps or Steps()
     names = Names()
     try:
-        comparison = Comparison(names, scale, repeat)
+        comparison = Comparison(names, scale, repeat, steps)
         yield "shared_hit_small", comparison.hit_small()
-        yield "shared_hit_large", comparison.hit_large()
-        yield "shared_miss_small", comparison.miss_small()
-        yield "shared_miss_large", comparison.miss_large()
+        if full:
+            yield "shared_hit_large", comparison.hit_large()
+            yield "shared_miss_small", comparison.miss_small()
+            yield "shared_miss_large", comparison.miss_large()
         del comparison
-        throughput = Throughput(names, scale, repeat)
+        throughput = Throughput(names, scale, repeat, steps)
         yield "shared_processes_hit", throughput.hits()
-        yield "shared_processes_mixed", throughput.mixed()
-        hit, miss = Alternatives(names, scale, repeat, redis).tables()
+        if full:
+            yield "shared_processes_mixed", throughput.mixed()
+        hit, miss = Alternatives(names, scale, repeat, redis, steps).tables()
         yield "shared_alternatives_hit", hit
         yield "shared_alternatives_miss", miss
     finally:
