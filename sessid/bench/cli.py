@@ -17,12 +17,13 @@ import time
 from . import memory
 from .contenders import contenders
 from .local import Workloads
+from .repair import repair_tables
 from .report import Console, Table
 from .shared import CEILING_ROW, SHARED_ROW, TWO_PROCESSES_ROW, shared_tables
 
 LOCAL_WORKLOADS = ["hit", "miss", "zipf", "expiry", "memory"]
-WORKLOADS = LOCAL_WORKLOADS + ["shared"]
-SHORT_WORKLOADS = ["hit", "miss", "expiry", "memory", "shared"]     # zipf: --full, or --only zipf
+WORKLOADS = LOCAL_WORKLOADS + ["shared", "repair"]
+SHORT_WORKLOADS = ["hit", "miss", "expiry", "memory", "shared", "repair"]   # zipf: --full, or --only
 SHORT_SCALE, SHORT_REPEAT = 0.1, 3
 FULL_SCALE, FULL_REPEAT = 1.0, 5
 
@@ -181,6 +182,10 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.closing(shared_tables(scale, repeat, args.redis, full, console)) as shared:
             for key, table in shared:
                 show(key, table)
+    if "repair" in only:
+        sizes = [100_000, 1_000_000] if full else [int(1_000_000 * scale)]
+        for key, table in repair_tables(sizes, console):
+            show(key, table)
     if "kv" in only:
         if not args.redis:
             console.print("\nkv: skipped (give --redis URL, or --redis auto)")

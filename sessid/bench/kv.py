@@ -217,8 +217,8 @@ def burst(url: str, client: Any, keys: int, max_connections: int | None, referen
     names = [f"burst-{round_number}-{i % keys}" for i in range(BURST_CALLS)]
 
     async def main() -> list[Any]:
-        options = {} if max_connections is None else {"max_connections": max_connections}
-        aclient = redis.asyncio.Redis.from_url(url, **options)
+        aclient = (redis.asyncio.Redis.from_url(url) if max_connections is None
+                   else redis.asyncio.Redis.from_url(url, max_connections=max_connections))
         store = sessid.Store(kv=aclient, prefix=PREFIX + "sessid:")
         call = (lambda n: reference_aget(aclient, n)) if reference else store.aget
         try:

@@ -18,11 +18,13 @@ import random
 import signal
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import secrets
 
 import sessid
 
-from .report import Row, Table
+from .report import Console, Row, Table
 
 
 def _fill(store: sessid.Store, count: int, tag: str) -> None:
@@ -103,29 +105,36 @@ def purge_waits(name: str, entries: int) -> tuple[list[float], list[float]]:
     return during, floor
 
 
-def tables(sizes: list[int], deaths: int, names: Callable[[], str],
-           remove: Callable[[str], None]) -> list[Table]:
+def repair_tables(sizes: list[int], console: Console,
+                  deaths: int = 5) -> Iterator[tuple[str, Table]]:
+    """The two tables, each as soon as it is made; each size has a table file of its own name,
+    removed when its figure is taken."""
+    tag = f"bench-repair-{os.getpid()}-{secrets.token_hex(4)}"
     death = Table("A process killed inside a shared table's lock: the next call's wait", "µs")
+    purge = Table("Another process's slowest call while purge() empties a shared table", "µs")
     for entries in sizes:
-        name = names()
+        console.step(f"a shared table of {entries:,} entries: {deaths} processes killed inside its lock")
+        name = f"{tag}-death-{entries}"
         try:
             waits = death_waits(name, entries, deaths)
         finally:
-            remove(name)
+            sessid.remove_shared(name)
         if waits:
-            note = f"slowest of {len(waits)} deaths inside the lock; median {statistics.median(waits) * 1e6:,.0f} µs"
+            note = (f"slowest of {len(waits)} deaths inside the lock; median "
+                    f"{statistics.median(waits) * 1e6:,.0f} µs")
             death.rows.append(Row(f"{entries:,} entries", max(waits) * 1e6, note))
         else:
             death.rows.append(Row(f"{entries:,} entries", None, "no kill landed inside the lock"))
-    death.footer = ("The undo log puts back only what the dead call changed: the wait does not grow "
-                    "with the table.")
-    purge = Table("Another process's slowest call while purge() empties a shared table", "µs")
+    death.footer = ("The next process to take the lock puts back what the dead call changed, from an "
+                    "undo log: the wait does not grow with the table.")
+    yield "repair_death", death
     for entries in sizes:
-        name = names()
+        console.step(f"purge() of {entries:,} expired entries beside another process's calls")
+        name = f"{tag}-purge-{entries}"
         try:
             during, floor = purge_waits(name, entries)
         finally:
-            remove(name)
+            sessid.remove_shared(name)
         for label, times in ((f"{entries:,} expired entries", during),
                              ("  the same calls, nothing else running", floor)):
             if times:
@@ -134,4 +143,4 @@ def tables(sizes: list[int], deaths: int, names: Callable[[], str],
                 purge.rows.append(Row(label, max(times) * 1e6, note))
     purge.footer = ("purge() and len() hold the lock for a piece of at most 128 entries at a time; "
                     "the second row is this machine's own floor (its scheduler's stalls).")
-    return [death, purge]
+    yield "repair_purge", purge
