@@ -145,13 +145,21 @@ static inline uint64_t sessid_file_undo_records(uint64_t capacity)
     return capacity + 16 < 4096 ? capacity + 16 : 4096;
 }
 
+/* Where the undo log's records start in the file of a table of `capacity` slots of `slot_size`
+ * bytes: after the slots and the scratch words, on a cache line. */
+static inline uint64_t sessid_file_undo_offset(uint64_t capacity, uint64_t slot_size)
+{
+    uint64_t end = SESSID_FILE_HEADER_SIZE + capacity * slot_size + capacity * 4;
+    return (end + 63) / 64 * 64;
+}
+
 /* The size of the file of a table of `capacity` slots of `slot_size` bytes, in whole pages; 0 when
  * it would not fit a size_t. */
 static inline uint64_t sessid_file_size(uint64_t capacity, uint64_t slot_size)
 {
     if (capacity > ((uint64_t)1 << 32) || slot_size > 4096)
         return 0;
-    uint64_t bytes = SESSID_FILE_HEADER_SIZE + capacity * slot_size + capacity * 4
+    uint64_t bytes = sessid_file_undo_offset(capacity, slot_size)
                      + sessid_file_undo_records(capacity) * sizeof(struct undo_record);
     bytes = (bytes + 4095) / 4096 * 4096;
     return bytes <= (uint64_t)SIZE_MAX ? bytes : 0;

@@ -177,7 +177,8 @@ static void lay_out(sessid_shared_file *f, const struct file_header *h)
     f->state = &mapped->state;
     f->slots = (struct entry *)((char *)f->base + SESSID_FILE_HEADER_SIZE);
     f->scratch = (uint32_t *)(f->slots + h->capacity);
-    f->undo = (struct undo_record *)(f->scratch + h->capacity);
+    f->undo = (struct undo_record *)((char *)f->base
+                                     + sessid_file_undo_offset(h->capacity, h->slot_size));
     f->undo_records = h->undo_records;
 }
 
