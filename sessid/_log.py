@@ -33,3 +33,13 @@ def repaired_damage(kv_key: str) -> None:
         "the KV key %r held something that is not a session id (a UUID); it now holds a new id",
         kv_key,
     )
+
+
+def lost_shared_table(error: BaseException) -> None:
+    """Logs at WARNING that the table now at a shared store's name cannot be opened (error says
+    why): until it can, get() and aget() answer random ids, and required calls raise it."""
+    logger.warning(
+        "%s; get() and aget() answer random ids until this process can open it "
+        "(get_required() raises this error)",
+        error,
+    )

@@ -265,6 +265,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->kv_error);
     Py_VISIT(st->lock_timeout);
     Py_VISIT(st->log_lock);
+    Py_VISIT(st->log_lost);
     Py_VISIT(st->default_store);
     Py_VISIT(st->drive);
     Py_VISIT(st->log_hidden);
@@ -286,6 +287,7 @@ static int module_clear(PyObject *module)
     Py_CLEAR(st->kv_error);
     Py_CLEAR(st->lock_timeout);
     Py_CLEAR(st->log_lock);
+    Py_CLEAR(st->log_lost);
     Py_CLEAR(st->str_get);
     Py_CLEAR(st->str_set);
     Py_CLEAR(st->str_expire);

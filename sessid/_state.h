@@ -35,6 +35,7 @@ typedef struct sessidpy_state {
     PyObject *drive;            /* sessid._aio.drive, loaded on the first aget */
     PyObject *log_hidden;       /* sessid._log.hidden_kv_failure, loaded on the first one */
     PyObject *log_lock;         /* sessid._log.hidden_lock_timeout, likewise */
+    PyObject *log_lost;         /* sessid._log.lost_shared_table, likewise */
     PyObject *str_get, *str_set, *str_expire, *str_getex, *str_delete, *str_close;
     PyObject *kwnames_ex;       /* ("ex",) */
     PyObject *kwnames_set;      /* ("nx", "ex") */

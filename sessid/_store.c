@@ -21,6 +21,7 @@ typedef struct {
     /* A shared table's: when its name was last checked, and the tables it followed the name away
      * from, kept until the store goes (a call in another thread may still be inside one). */
     double name_checked_at;
+    int name_lost;              /* the table at the name could not be opened: logged once */
     sessid_table **left_behind;
     size_t left_behind_count;
 } StoreObject;
@@ -73,6 +74,15 @@ static int open_shared(StoreObject *self, int create, sessid_table **out)
     return -1;
 }
 
+/* Between two checks of a name whose table could not be opened: raises sessid.Error. Returns -1. */
+static int still_lost(StoreObject *self)
+{
+    PyErr_Format(self->state->error,
+                 "the table now at shared table %s's name could not be opened (see the sessid log)",
+                 self->options.shared_path);
+    return -1;
+}
+
 /* Once a tick: when the file at the store's name is no longer its table's (removed, or replaced),
  * moves to the table now there, making it if there is none, so that every process of the host
  * keeps one id per key. Returns 0, or -1 with the error of opening it (the store keeps its table
@@ -80,10 +90,12 @@ static int open_shared(StoreObject *self, int create, sessid_table **out)
 static int follow_name(StoreObject *self, double now)
 {
     if (!(now - self->name_checked_at >= FOLLOW_NAME_EVERY) && now >= self->name_checked_at)
-        return 0;
+        return self->name_lost ? still_lost(self) : 0;
     self->name_checked_at = now;
-    if (!sessid_table_moved(self->table, self->options.shared_path))
+    if (!sessid_table_moved(self->table, self->options.shared_path)) {
+        self->name_lost = 0;
         return 0;
+    }
     sessid_table **grown = PyMem_Realloc(self->left_behind,
                                          (self->left_behind_count + 1) * sizeof *grown);
     if (grown == NULL) {
@@ -97,15 +109,41 @@ static int follow_name(StoreObject *self, double now)
     self->left_behind[self->left_behind_count++] = self->table;
     self->table = table;
     self->kv.proto.table = table;
+    self->name_lost = 0;
+    return 0;
+}
+
+/* What a lookup does when the table now at the store's name cannot be opened (made with other
+ * settings, say): a best-effort lookup in local mode answers a fresh id without the table, after
+ * the first such failure is logged; a KV store goes on with the table it has, as a cache only.
+ * Returns 0 (with *without_table set for the first case), or -1 with the error raised. */
+static int lost_name(StoreObject *self, sessidpy_kvrun_kind kind, int *without_table)
+{
+    if (kind != SESSIDPY_BEST_EFFORT)
+        return -1;
+    if (!self->name_lost) {
+        PyObject *error = sessidpy_take_exception();
+        PyObject *log = sessidpy_load(&self->state->log_lost, "sessid._log", "lost_shared_table");
+        PyObject *logged = log != NULL ? PyObject_CallOneArg(log, error) : NULL;
+        Py_DECREF(error);
+        if (logged == NULL)
+            return -1;
+        Py_DECREF(logged);
+        self->name_lost = 1;
+    } else {
+        PyErr_Clear();
+    }
+    *without_table = !self->options.kv_mode;
     return 0;
 }
 
 /* ---- lookups ---- */
 
 /* Hashes api_key and reads the clock; starts fetching the key's table slot in between. Returns 0,
- * with *empty set for an empty key (then now is unused), or -1. */
-static int prepare(StoreObject *self, PyObject *api_key, uint8_t digest[SESSID_DIGEST_LEN],
-                   int *empty, double *now)
+ * with *empty set for an empty key, or for a lookup to answer without the table (then now is
+ * unused), or -1. */
+static int prepare(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind kind,
+                   uint8_t digest[SESSID_DIGEST_LEN], int *empty, double *now)
 {
     if (sessidpy_digest_api_key(self->state, api_key, digest, empty) < 0)
         return -1;
@@ -113,7 +151,8 @@ static int prepare(StoreObject *self, PyObject *api_key, uint8_t digest[SESSID_D
         return 0;
     if (sessidpy_clock_read(&self->options.clock, now) < 0)
         return -1;
-    if (self->options.shared_path != NULL && follow_name(self, *now) < 0)
+    if (self->options.shared_path != NULL && follow_name(self, *now) < 0
+        && lost_name(self, kind, empty) < 0)
         return -1;
     sessid_table_prefetch(self->table, digest);
     return 0;
@@ -159,7 +198,7 @@ static PyObject *run(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind k
     uint8_t digest[SESSID_DIGEST_LEN];
     int empty, done;
     double now;
-    if (prepare(self, api_key, digest, &empty, &now) < 0)
+    if (prepare(self, api_key, kind, digest, &empty, &now) < 0)
         return NULL;
     PyObject *answer = answer_here(self, digest, empty, now, kind, &done);
     if (done)
@@ -188,7 +227,7 @@ static PyObject *make_call(StoreObject *self, PyObject *api_key, sessidpy_kvrun_
     int empty, done = 1;
     double now;
     PyObject *value = NULL, *kv;
-    if (prepare(self, api_key, digest, &empty, &now) == 0)
+    if (prepare(self, api_key, kind, digest, &empty, &now) == 0)
         value = answer_here(self, digest, empty, now, kind, &done);
     if (!done && (kv = kv_of(self)) != NULL)
         return sessidpy_call_new(self->state, (PyObject *)self, &self->kv, kv, digest, now, kind);
