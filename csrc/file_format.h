@@ -62,12 +62,12 @@ struct quick_hits {
     } counters[QUICK_HIT_COUNTERS];
 };
 
-/* What a mutation of a shared table changes in its head, saved before it starts. */
+/* What a mutation of a shared table changes in its head, saved before it starts (not the counters:
+ * an undone call's counts may stand). */
 struct head_before {
     double clock;
     uint64_t count;
     uint32_t oldest, newest;
-    uint64_t stats[SESSID_STAT_COUNT];
 };
 
 /* The undo log: before a holder of the lock first changes anything, it saves the head's changing

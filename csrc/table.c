@@ -51,7 +51,8 @@ int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait, double now)
     uint64_t seq = atomic_load_explicit(&t->quick->seq, memory_order_relaxed);
     atomic_store_explicit(&t->quick->seq, seq + 1 + (seq & 1), memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
-    if (sessid_undo_rollback(t) != 0)
+    if (atomic_load_explicit(&t->file.state->undo.armed, memory_order_relaxed) != 0
+        && sessid_undo_rollback(t) != 0)
         t->rebuild = 1;
     if (t->rebuild || !head_is_sane(t, now)) {
         sessid_table_repair(t);
@@ -191,10 +192,25 @@ static void touch(sessid_table *t, uint32_t slot, double now)
     }
     e->last_use = now;
     may_die_here();
-    if (t->h->newest != slot) {
-        unlink_slot(t, slot);
-        link_newest(t, slot);
-    }
+    struct head *h = t->h;
+    if (h->newest == slot)
+        return;
+    /* To the newest end: its own links, then its old neighbours', then the old newest's; so each
+     * slot is written in one run, and a shared table's undo log saves it once. */
+    uint32_t older = e->older, newer = e->newer, newest = h->newest;
+    e->older = newest;
+    e->newer = NIL;
+    may_die_here();
+    if (older != NIL)
+        write_at(t, older)->newer = newer;
+    else
+        h->oldest = newer;
+    may_die_here();
+    write_at(t, newer)->older = older;          /* not NIL: slot is not the newest */
+    may_die_here();
+    write_at(t, newest)->newer = slot;
+    h->newest = slot;
+    may_die_here();
 }
 
 /* ---- entries ---- */

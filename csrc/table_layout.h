@@ -220,12 +220,33 @@ static inline struct entry *entry_at(const sessid_table *t, uint32_t slot)
     return (struct entry *)(t->arrays[slot >> 31] + (uintptr_t)slot * sizeof(struct entry));
 }
 
+/* Saves shared slot e (slot number `slot`, below the capacity) in the undo log as it is, before a
+ * write to it, unless the last record holds it already (of two copies, the first is the one put
+ * back, so saving a slot again is only a waste). When the log is full, marks it overflowed instead. */
+static inline void undo_save(sessid_table *t, uint32_t slot, const struct entry *e)
+{
+    struct undo_log *log = &t->file.state->undo;
+    uint64_t n = atomic_load_explicit(&log->records, memory_order_relaxed);
+    if (n > 0 && t->file.undo[n - 1].slot == slot)
+        return;
+    if (n >= t->file.undo_records) {
+        sessid_undo_overflow(t);
+        return;
+    }
+    struct undo_record *r = &t->file.undo[n];
+    r->slot = slot;
+    memcpy(&r->before, e, sizeof r->before);
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&log->records, n + 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
 /* entry_at for a write: a shared table's undo log saves the slot first. */
 static inline struct entry *write_at(sessid_table *t, uint32_t slot)
 {
     struct entry *e = entry_at(t, slot);
     if (t->quick != NULL && e != &t->sink)
-        sessid_undo_save(t, slot);
+        undo_save(t, slot, e);
     return e;
 }
 

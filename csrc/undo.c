@@ -18,7 +18,6 @@ static void save_head(const struct head *h, struct head_before *b)
     b->count = h->count;
     b->oldest = h->oldest;
     b->newest = h->newest;
-    memcpy(b->stats, h->stats, sizeof b->stats);
 }
 
 static void restore_head(struct head *h, const struct head_before *b)
@@ -27,7 +26,6 @@ static void restore_head(struct head *h, const struct head_before *b)
     h->count = b->count;
     h->oldest = b->oldest;
     h->newest = b->newest;
-    memcpy(h->stats, b->stats, sizeof h->stats);
 }
 
 void sessid_undo_begin(sessid_table *t, int rebuilding)
@@ -41,22 +39,9 @@ void sessid_undo_begin(sessid_table *t, int rebuilding)
     atomic_signal_fence(memory_order_seq_cst);
 }
 
-void sessid_undo_save(sessid_table *t, uint32_t slot)
+void sessid_undo_overflow(sessid_table *t)
 {
-    struct undo_log *log = log_of(t);
-    uint64_t n = atomic_load_explicit(&log->records, memory_order_relaxed);
-    if (n > 0 && t->file.undo[n - 1].slot == slot)
-        return;                         /* saved just before: its first copy is the one to restore */
-    if (n >= t->file.undo_records) {
-        atomic_store_explicit(&log->overflowed, 1, memory_order_relaxed);
-        atomic_signal_fence(memory_order_seq_cst);
-        return;
-    }
-    struct undo_record *r = &t->file.undo[n];
-    r->slot = slot;
-    memcpy(&r->before, &t->slots[slot], sizeof r->before);
-    atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&log->records, n + 1, memory_order_relaxed);
+    atomic_store_explicit(&log_of(t)->overflowed, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
 }
 

@@ -14,9 +14,9 @@
  * overflowed from the start: a death from here on leaves a table to rebuild from its slots. */
 void sessid_undo_begin(sessid_table *table, int rebuilding);
 
-/* Saves slot (an index below the table's capacity) as it is, before a write to it. When the log is
- * full, marks it overflowed instead. */
-void sessid_undo_save(sessid_table *table, uint32_t slot);
+/* Marks the log overflowed: the call writes to more slots than it holds (see undo_save in
+ * table_layout.h, which saves a slot before each write). */
+void sessid_undo_overflow(sessid_table *table);
 
 /* Disarms the log: the call's changes stand. */
 void sessid_undo_end(sessid_table *table);
