@@ -1,5 +1,6 @@
 /* Locks for the table: the private spin-then-nap lock with its fork registry, and the robust
- * process-shared mutex of a shared table. */
+ * process-shared mutex of a shared table, whose waits are bounded and open a window when they time
+ * out. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE     /* syscall() */
 #endif

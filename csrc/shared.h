@@ -107,10 +107,11 @@ int sessid_shared_moved(const sessid_shared_file *file, const char *path);
 int sessid_shared_settings(const char *path, double *ttl, uint64_t *max_entries,
                            sessid_shared_problem *problem);
 
-/* Removes the file at path. Processes that have it open keep using it until they close it; every
- * process that opens path afterwards gets a new table. Returns 0, or SESSID_EFILE with *problem set
- * (SYSTEM with ENOENT when there is no such file; NOT_A_TABLE when the file is not a sessid table,
- * which is then left in place). */
+/* Removes the file at path (a sessid table, whole, damaged or of another layout, whoever owns it:
+ * the system says whether this process may). The processes that have it open go on mapping it
+ * until they notice (sessid_shared_moved); every process that opens path afterwards gets a new
+ * table. Returns 0, or SESSID_EFILE with *problem set (SYSTEM with ENOENT when there is no such
+ * file; NOT_A_TABLE when the file is not a sessid table, which is then left in place). */
 int sessid_shared_remove(const char *path, sessid_shared_problem *problem);
 
 #endif

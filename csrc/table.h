@@ -28,13 +28,14 @@
  * of slots with room for max_entries, so it never grows and a full one evicts; its lock, counters
  * and time are in the file too, so every process sees the same entries, counts and expiry. A process
  * killed at any moment, even inside a call, loses nothing but that call: the next process to take
- * the lock repairs the table, and no id changes. Its `now` must come from a clock every process of
- * the host shares (the monotonic clock). A hit on an entry already used at the same `now` (within
- * the coarse clock's tick, for a busy key) is answered without the lock and changes nothing but a
- * counter, so processes hammering one table do not queue on it; least recently used then means to
- * the clock's tick. A shared table's lock can only fail if something other
- * than sessid released it unrepaired; then its functions return SESSID_ESTATE, and those that
- * cannot fail do nothing.
+ * the lock undoes what it left half done (undo.h), and no id changes. Its `now` must come from a
+ * clock every process of the host shares (the monotonic clock). A hit on an entry already used at
+ * the same `now` (within the coarse clock's tick, for a busy key) is answered without the lock and
+ * changes nothing but a counter, so processes hammering one table do not queue on it; least
+ * recently used then means to the clock's tick. Nothing read from the file is trusted: a call that
+ * meets damage is undone and the table rebuilt from its slots. A call waits on another process's
+ * hold of the lock as lock.h says, and fails with SESSID_ETIMEDOUT or SESSID_EBUSY; a lock that
+ * something other than sessid released unrepaired is SESSID_ELOCK.
  */
 #ifndef SESSID_TABLE_H
 #define SESSID_TABLE_H

@@ -13,11 +13,12 @@
  * whose slot numbers have that bit equal to `array_bit`. A growth flips array_bit, so the numbers
  * already in the list name slots of the old array from then on, and none needs rewriting.
  *
- * In a shared table a process may die between any two stores. The stores are ordered so that every
- * slot whose id reads as a version 4 UUID holds a whole entry: an id is written last, in two halves
- * with the half holding the version nibble last, and cleared first. What a death can leave behind
- * (an entry a lookup cannot reach, a copy of an entry, a broken list or count) the next process to
- * take the lock repairs from the slots alone.
+ * In a shared table a process may die between any two stores. Each write to a slot goes through
+ * write_at, which saves the slot in the undo log first, so that the next process to take the lock
+ * puts back what a death left half done. The stores are also ordered so that every slot whose id
+ * reads as a version 4 UUID holds a whole entry (an id is written last, in two halves with the half
+ * holding the version nibble last, and cleared first): when the log cannot undo a call, the table
+ * is rebuilt from the slots alone.
  */
 #ifndef SESSID_TABLE_LAYOUT_H
 #define SESSID_TABLE_LAYOUT_H
