@@ -89,6 +89,17 @@ PyObject *sessidpy_raise_kv_failure(sessidpy_state *state, sessidpy_kv_failure *
                          Py_XNewRef(failure->error));
 }
 
+/* Hands the exception that is set (there must be one) to log, a function of sessid._log, with answer
+ * and seconds. Returns 0, or -1 with log's own exception. */
+static int log_pending(PyObject *log, const char *answer, double seconds)
+{
+    PyObject *error = sessidpy_take_exception();
+    PyObject *logged = PyObject_CallFunction(log, "Osd", error, answer, seconds);
+    Py_DECREF(error);
+    Py_XDECREF(logged);
+    return logged != NULL ? 0 : -1;
+}
+
 int sessidpy_log_hidden_kv_failure(sessidpy_state *state, sessidpy_kv_failure *failure,
                                    PyObject *kv_key, int status, const char *answer,
                                    double backoff)
@@ -98,11 +109,7 @@ int sessidpy_log_hidden_kv_failure(sessidpy_state *state, sessidpy_kv_failure *f
     if (log == NULL)
         return -1;
     sessidpy_raise_kv_failure(state, failure, kv_key, status);
-    PyObject *error = sessidpy_take_exception();
-    PyObject *logged = PyObject_CallFunction(log, "Osd", error, answer, backoff);
-    Py_DECREF(error);
-    Py_XDECREF(logged);
-    return logged != NULL ? 0 : -1;
+    return log_pending(log, answer, backoff);
 }
 
 /* "1000 (alice)", or "1000" for a uid with no user name: who a user can ask, or run as. */
@@ -258,11 +265,7 @@ int sessidpy_log_lock_timeout(sessidpy_state *state, const char *path, double lo
     if (log == NULL)
         return -1;
     sessidpy_raise_table_status(state, SESSID_ETIMEDOUT, path, lock_timeout);
-    PyObject *error = sessidpy_take_exception();
-    PyObject *logged = PyObject_CallFunction(log, "Osd", error, answer, lock_timeout);
-    Py_DECREF(error);
-    Py_XDECREF(logged);
-    return logged != NULL ? 0 : -1;
+    return log_pending(log, answer, lock_timeout);
 }
 
 PyObject *sessidpy_take_exception(void)
