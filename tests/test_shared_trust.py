@@ -737,9 +737,9 @@ def expire_every_entry(path: str, max_entries: int) -> int:
 
 
 def longest_wait_of_another_process(path: str, options: dict[str, Any],
-                                    work: Callable[[], object]) -> float:
+                                    work: Callable[[], object]) -> tuple[float, int]:
     """Runs work() here while another process makes new entries (each needs the lock) as fast as
-    it can; returns the longest that process waited for one call."""
+    it can; returns the longest that process waited for one call, and how many entries it made."""
     ready_r, ready_w = os.pipe()
     stop_r, stop_w = os.pipe()
     result_r, result_w = os.pipe()
@@ -761,7 +761,7 @@ def longest_wait_of_another_process(path: str, options: dict[str, Any],
                 other.get_required(f"sk-probe-{i}")
                 longest = max(longest, time.monotonic() - started)
                 i += 1
-            os.write(result_w, struct.pack("<d", longest))
+            os.write(result_w, struct.pack("<dQ", longest, i))
             code = 0
         finally:
             os._exit(code)
@@ -772,10 +772,10 @@ def longest_wait_of_another_process(path: str, options: dict[str, Any],
         os.write(stop_w, b"s")
     status = wait_for(pid, 120)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, describe(status)
-    (longest,) = struct.unpack("<d", os.read(result_r, 8))
+    longest, made = struct.unpack("<dQ", os.read(result_r, 16))
     for fd in (ready_r, ready_w, stop_r, stop_w, result_r, result_w):
         os.close(fd)
-    return longest
+    return longest, made
 
 
 @pytest.mark.slow
@@ -787,12 +787,21 @@ def test_purge_len_and_clear_of_a_million_entries_hold_up_no_other_process(big_t
     store = sessid.Store(shared=path, **BIG)
     done: list[object] = []
     work = {"purge": store.purge, "len": lambda: len(store), "clear": store.clear}[call]
-    longest = longest_wait_of_another_process(path, BIG, lambda: done.append(work()))
-    if call == "purge":
-        assert done[0] >= BIG["max_entries"] - 10
-    elif call == "len":
-        assert done[0] < 10_000         # what the other process made meanwhile
-    # The issue's bound is 1 ms (the benchmark reports the figure); generous here, and still
-    # far below one hold for the whole table.
-    assert longest < 0.1, longest
+    started = time.monotonic()
+    longest, made = longest_wait_of_another_process(path, BIG, lambda: done.append(work()))
+    took = time.monotonic() - started
+    print(f"{call} took {took:.3f} s; the other process made {made} entries meanwhile, waiting "
+          f"{longest:.4f} s at most for one")
+    # Every entry of before is gone (reclaimed by the call, or by the other process's calls);
+    # those the other process made are all there.
+    if call == "len":
+        assert done[0] <= made
+    if call == "clear":                 # it drops the entries made before it began, too
+        assert len(store) <= made
+    else:
+        assert len(store) == made
+    # The issue's bound is 1 ms (the benchmark reports the figure). Here, on a machine that may be
+    # busy, the other process must not have waited for the whole call, as it would for one hold
+    # of the lock over the whole table.
+    assert longest < min(0.5, took / 4), (longest, took)
 
