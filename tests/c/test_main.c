@@ -13,6 +13,7 @@ int main(void)
     test_table();
     test_proto();
     test_shared();
+    test_trust();
     if (check_failures != 0) {
         fprintf(stderr, "%d check(s) failed\n", check_failures);
         return 1;

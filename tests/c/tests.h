@@ -8,5 +8,6 @@ void test_idgen(void);
 void test_table(void);
 void test_proto(void);
 void test_shared(void);
+void test_trust(void);
 
 #endif
