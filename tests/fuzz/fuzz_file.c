@@ -212,6 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sessid_table *t = NULL;
     sessid_shared_problem problem;
     int rc = sessid_table_open_shared(path, TTL, MAX_ENTRIES, 0, &t, &problem);
+    unlink(path);               /* the mapping stays; an input that crashes leaves no file behind */
     if (rc == SESSID_OK) {
         sessid_table_set_lock_wait(t, 0, NULL);
         use(t);
@@ -219,6 +220,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (rc != SESSID_EFILE || t != NULL) {
         die("sessid_table_open_shared", rc);
     }
-    unlink(path);
     return 0;
 }
