@@ -165,7 +165,7 @@ static void leave_the_lock_beyond_repair(void)
     if (child == 0) {
         /* Mapped to the end, so that the kernel can mark the lock owner-dead; kept in a static,
          * so that valgrind sees the handle reachable at the exit. */
-        static sessid_table *holder;
+        static sessid_table *volatile holder;
         holder = open_table();
         pthread_mutex_lock(holder->file.mutex);
         _exit(0);
