@@ -138,6 +138,14 @@ _Static_assert(SESSID_FILE_HEADER_SIZE % 4096 == 0, "slots start on a page");
         sizeof(struct undo_record)), sizeof(pthread_mutex_t)), offsetof(struct file_header, mutex)), \
         offsetof(struct file_header, state)), SESSID_FILE_HEADER_SIZE)
 
+/* The slots of a shared table of max_entries entries: room for them within 75% of its slots. A
+ * shared table is made in full and never grows, so once full it stays at its most; at 75% the
+ * probes of misses and the shifts of evictions stay short (a private table runs at 70% to 85%). */
+static inline uint64_t sessid_file_capacity(uint64_t max_entries)
+{
+    return (4 * max_entries + 2) / 3 + 1;
+}
+
 /* The records of the undo log of a table of `capacity` slots: enough for any mutation of a small
  * table, and for all but the longest backward shifts of a large one. */
 static inline uint64_t sessid_file_undo_records(uint64_t capacity)

@@ -141,8 +141,7 @@ static int validate(const struct file_header *h, uint64_t file_size, const sessi
     if (h->slot_size != sizeof(struct entry))
         return not_a_table(p, "its slot size is damaged");
     if (!(h->ttl > 0 && h->ttl <= 1e9) || h->max_entries == 0
-        || h->max_entries > SESSID_TABLE_LIMIT || h->capacity <= h->max_entries
-        || h->capacity > 2 * h->max_entries + 64)
+        || h->max_entries > SESSID_TABLE_LIMIT || h->capacity != sessid_file_capacity(h->max_entries))
         return not_a_table(p, "its settings are damaged");
     if (h->undo_records != sessid_file_undo_records(h->capacity))
         return not_a_table(p, "its undo log's size is damaged");
@@ -154,8 +153,6 @@ static int validate(const struct file_header *h, uint64_t file_size, const sessi
         p->found_max_entries = h->max_entries;
         return problem(p, SESSID_SHARED_SETTINGS);
     }
-    if (spec != NULL && h->capacity != spec->capacity)
-        return not_a_table(p, "its capacity is damaged");
     return SESSID_OK;
 }
 
@@ -313,7 +310,8 @@ int sessid_shared_open(const char *path, const sessid_shared_spec *spec, int cre
     memset(f, 0, sizeof *f);
     memset(p, 0, sizeof *p);
     f->fd = -1;
-    if (!(spec->ttl > 0) || spec->capacity <= spec->max_entries || spec->capacity > UINT32_MAX - 1
+    if (!(spec->ttl > 0) || spec->capacity != sessid_file_capacity(spec->max_entries)
+        || spec->capacity > UINT32_MAX - 1
         || sessid_file_size(spec->capacity, sizeof(struct entry)) == 0 || spec->init == NULL)
         return SESSID_EINVAL;
     char boot_id[SESSID_FILE_BOOT_ID_SIZE];

@@ -405,16 +405,6 @@ int sessid_table_new(double ttl, uint64_t max_entries, sessid_table **out)
     return SESSID_OK;
 }
 
-/* A shared table is made in full and never grows, so once full it stays at its most: it is made
- * with room for max_entries within 75% of its slots (a private table runs between 70% and 85%), so
- * that the probes of misses and the shifts of evictions stay short. */
-#define SHARED_LOAD 0.75
-
-static size_t shared_slots_for(uint64_t max_entries)
-{
-    return (size_t)ceil((double)max_entries / SHARED_LOAD) + 1;
-}
-
 /* Makes a new file's state and lock, before any other process sees the file. */
 static int init_shared(struct shared_state *state, pthread_mutex_t *mutex, const sessid_shared_spec *spec)
 {
@@ -436,7 +426,7 @@ int sessid_table_open_shared(const char *path, double ttl, uint64_t max_entries,
     if (t == NULL)
         return SESSID_ENOMEM;
     sessid_shared_spec spec = {.ttl = ttl, .max_entries = max_entries,
-                               .capacity = shared_slots_for(max_entries), .init = init_shared};
+                               .capacity = sessid_file_capacity(max_entries), .init = init_shared};
     int rc = sessid_shared_open(path, &spec, create, &t->file, problem);
     if (rc != SESSID_OK) {
         free(t);

@@ -69,7 +69,7 @@ def slots_size(max_entries: int) -> int:
     """Bytes of the slots (64 each), of the repair's scratch words (4 each) and of the undo log's
     records (72 each, up to 4,096, from a cache line), in whole pages: room for max_entries within
     75% of the slots."""
-    capacity = math.ceil(max_entries / 0.75) + 1
+    capacity = (4 * max_entries + 2) // 3 + 1
     undo = min(capacity + 16, 4096) * 72
     return -(-(-(-capacity * (64 + 4) // 64) * 64 + undo) // PAGE) * PAGE
 

@@ -80,7 +80,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 
 
 def capacity_of(max_entries: int) -> int:
-    return math.ceil(max_entries / 0.85) + 1
+    return (4 * max_entries + 2) // 3 + 1         # room for max_entries within 75% of the slots
 
 
 def table_clock(path: str) -> float:
@@ -314,13 +314,6 @@ def test_a_damaged_header_is_refused_and_left_alone(tables, damage):
     assert read_file(path) == data
 
 
-HEAD_CAPACITY_BUG = pytest.mark.xfail(
-    strict=True, reason="bug: a hit without the lock (quick.c) finds its first slot with the "
-    "file's head.capacity (home_slot), before any check: SIGSEGV")
-HEAD_CLOCK_BUG = pytest.mark.xfail(
-    strict=True, reason="bug: head_is_sane checks the table's clock only for NaN; a clock far ahead "
-    "is caught at open only, so a process that has the table open expires every entry")
-
 STATE_DAMAGE: dict[str, tuple[int, bytes]] = {
     "oldest out of range": (HEAD_OLDEST, struct.pack("<I", 0x7FFFFFF0)),
     "newest out of range": (HEAD_NEWEST, struct.pack("<I", 0x7FFFFFF0)),
@@ -334,16 +327,8 @@ STATE_DAMAGE: dict[str, tuple[int, bytes]] = {
 
 
 def state_damage_cases() -> list[Any]:
-    cases = []
-    for opened in ("before", "after"):
-        for damage in STATE_DAMAGE:
-            marks = []
-            if damage == "capacity 2^40 in the state":
-                marks.append(HEAD_CAPACITY_BUG)
-            if damage == "clock 8.8e20" and opened == "before":
-                marks.append(HEAD_CLOCK_BUG)
-            cases.append(pytest.param(damage, opened, marks=marks, id=f"{opened}-{damage}"))
-    return cases
+    return [pytest.param(damage, opened, id=f"{opened}-{damage}")
+            for opened in ("before", "after") for damage in STATE_DAMAGE]
 
 
 def answers_or_refuses(store: sessid.Store, path: str, keys: Any) -> dict[str, str]:
@@ -491,8 +476,6 @@ except sessid.Error as error:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="row 7 not built yet: a process in another time namespace "
-                   "moves the table's clock (no read of /proc/self/timens_offsets)")
 def test_a_process_in_another_time_namespace_moves_no_clock(tables):
     if not unshare_works():
         pytest.skip("unshare -T needs root (or a user namespace) and a kernel with time "
@@ -595,10 +578,6 @@ def test_a_lock_beyond_repair_is_a_sessid_error_naming_the_file(tables, call):
     beyond_repair(path, lambda: LOCKED_CALLS[call](store))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: glibc's trylock answers ENOTRECOVERABLE once and leaves "
-                   "the mutex's word holding the caller's thread id; every later call, in every "
-                   "process, then waits lock_timeout and raises LockTimeout (get answers a random "
-                   "id) instead of 'beyond repair'")
 def test_a_lock_beyond_repair_stays_a_sessid_error_for_every_later_call(tables):
     path = tables.path("unrecoverable")
     store = sessid.Store(shared=path, lock_timeout=0.2, **SMALL)
