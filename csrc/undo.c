@@ -64,8 +64,10 @@ int sessid_undo_rollback(sessid_table *t)
             return -1;                  /* a damaged record: nothing of it is written back */
     /* Newest first, so that a slot saved twice ends as its first copy holds it. A death in here
      * leaves the log armed: the next taker puts it all back again. */
-    for (uint64_t i = n; i-- > 0;)
+    for (uint64_t i = n; i-- > 0;) {
         memcpy(&t->slots[t->file.undo[i].slot], &t->file.undo[i].before, sizeof(struct entry));
+        may_die_here();
+    }
     restore_head(t->h, &log->before);
     atomic_signal_fence(memory_order_seq_cst);
     atomic_store_explicit(&log->armed, 0, memory_order_relaxed);

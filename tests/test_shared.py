@@ -840,9 +840,9 @@ def test_kill_at_each_step_of_a_purge(tables):
 def test_kill_at_each_step_of_the_repair_after_a_kill_at_each_step(tables, make):
     """For each step k1 of a call, a child dies there and leaves the lock to a dead owner; then for
     each step k2 of the repair that the next call makes, a second child dies there; after each, a
-    third process repairs and checks the table. Steps of a repair at the time of writing: 3, plus
-    3 per entry moved back to where a lookup finds it, plus 1 per copy dropped (after an eviction
-    that moves six entries, from 3 to 21 depending on where it died)."""
+    third process repairs and checks the table. A repair puts back, from the undo log, each slot
+    the dead call had written to: one step per slot, so from 1 (a death before its second write)
+    to a dozen after an eviction that moves entries."""
     if make is evict:
         m = crowded(tables, "repair", evict)
     else:
@@ -864,7 +864,8 @@ def test_kill_at_each_step_of_the_repair_after_a_kill_at_each_step(tables, make)
         m.call, m.effect = (lambda store: store.stats()), (lambda keys: True)
         repair_steps.append(kill_at_each_step(m, dead_owner))
         m.call, m.effect = call, effect
-    assert all(steps >= 3 for steps in repair_steps), repair_steps
+    assert all(steps >= 1 for steps in repair_steps), repair_steps
+    assert max(repair_steps) >= 3, repair_steps
 
 
 # ---- kill -9 at random moments (any build) ----
