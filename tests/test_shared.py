@@ -841,8 +841,8 @@ def test_kill_at_each_step_of_the_repair_after_a_kill_at_each_step(tables, make)
     """For each step k1 of a call, a child dies there and leaves the lock to a dead owner; then for
     each step k2 of the repair that the next call makes, a second child dies there; after each, a
     third process repairs and checks the table. A repair puts back, from the undo log, each slot
-    the dead call had written to: one step per slot, so from 1 (a death before its second write)
-    to a dozen after an eviction that moves entries."""
+    the dead call had written to: one step per slot, so none for a death before its first write,
+    and more the further the call got."""
     if make is evict:
         m = crowded(tables, "repair", evict)
     else:
@@ -864,8 +864,7 @@ def test_kill_at_each_step_of_the_repair_after_a_kill_at_each_step(tables, make)
         m.call, m.effect = (lambda store: store.stats()), (lambda keys: True)
         repair_steps.append(kill_at_each_step(m, dead_owner))
         m.call, m.effect = call, effect
-    assert all(steps >= 1 for steps in repair_steps), repair_steps
-    assert max(repair_steps) >= 3, repair_steps
+    assert repair_steps == sorted(repair_steps) and max(repair_steps) >= 2, repair_steps
 
 
 # ---- kill -9 at random moments (any build) ----
