@@ -1,7 +1,7 @@
-/* The sliding-TTL table's operations, in private memory or in a shared file: its lock and counters,
- * lookups, inserts, expiry and LRU eviction, and the bounded pieces of purge, len and clear. A
- * private table's growth is growth.c's, a shared table's hits without the lock quick.c's, its undo
- * log undo.c's, and its rebuild from the slots repair.c's. */
+/* The sliding-TTL table's operations, in private memory or in a shared file: lookups, inserts,
+ * expiry and LRU eviction, and the bounded pieces of purge, len and clear. Holding its lock is
+ * hold.c's, a private table's growth growth.c's, a shared table's hits without the lock quick.c's,
+ * its undo log undo.c's, and its rebuild from the slots repair.c's. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -21,134 +21,6 @@
 #include "status.h"
 
 #define RECLAIM_PER_CALL 2
-
-/* ---- the lock ---- */
-
-/* 1 when the head's fields could belong to a whole table: what every taker of a shared table's lock
- * checks before it believes them. now: the taker's time, or -INFINITY when it has none. */
-static int head_is_sane(const sessid_table *t, double now)
-{
-    const struct head *h = t->h;
-    size_t capacity = t->bounds[0];
-    return h->ttl == t->own.ttl && h->max_entries == t->own.max_entries && h->capacity == capacity
-           && h->count <= h->max_entries && (h->count == 0) == (h->oldest == NIL)
-           && (h->count == 0) == (h->newest == NIL) && (h->oldest == NIL || h->oldest < capacity)
-           && (h->newest == NIL || h->newest < capacity) && !isnan(h->clock)
-           && !(isfinite(now) && h->clock > now + CLOCK_AHEAD_MAX);
-}
-
-int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait, double now)
-{
-    int rc = sessid_lock_take(&t->lock, wait);
-    if (rc != SESSID_OK && rc != SESSID_LOCK_OWNER_DIED) {
-        if (sessid_status_is_lock_wait(rc) && t->quick != NULL)
-            atomic_fetch_add_explicit(&t->quick->lock_timeouts, 1, memory_order_relaxed);
-        return rc;
-    }
-    if (t->quick == NULL)
-        return SESSID_OK;
-    /* Odd from here on; a holder that died left it odd already, so it moves on by two. */
-    uint64_t seq = atomic_load_explicit(&t->quick->seq, memory_order_relaxed);
-    atomic_store_explicit(&t->quick->seq, seq + 1 + (seq & 1), memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    if (atomic_load_explicit(&t->file.state->undo.armed, memory_order_relaxed) != 0
-        && sessid_undo_rollback(t) != 0)
-        t->rebuild = 1;
-    if (t->rebuild || !head_is_sane(t, now)) {
-        sessid_table_repair(t);
-        t->rebuild = 0;
-    }
-    if (rc == SESSID_LOCK_OWNER_DIED) {
-        t->h->stats[SESSID_STAT_LOCK_REPAIRS]++;
-        sessid_lock_repaired(&t->lock);
-    }
-    sessid_undo_begin(t, 0);
-    return SESSID_OK;
-}
-
-int sessid_table_lock(sessid_table *t)
-{
-    return sessid_table_lock_for(t, SESSID_LOCK_REQUIRED, -INFINITY);
-}
-
-int sessid_table_unlock(sessid_table *t)
-{
-    int rc = SESSID_OK;
-    if (t->quick != NULL) {
-        if (t->broken) {
-            /* The call met a slot number out of range: its work is undone, the table rebuilt. */
-            (void)sessid_undo_rollback(t);
-            sessid_table_repair(t);
-            t->broken = 0;
-            rc = SESSID_EDAMAGED;
-        }
-        sessid_undo_end(t);
-        atomic_thread_fence(memory_order_release);
-        uint64_t seq = atomic_load_explicit(&t->quick->seq, memory_order_relaxed);
-        atomic_store_explicit(&t->quick->seq, seq + 1, memory_order_relaxed);
-    }
-    sessid_lock_release(&t->lock);
-    return rc;
-}
-
-/* A call's work under the lock, at the table's time now; returns 0 or a negative status. */
-typedef int (*locked_work)(sessid_table *t, double now, void *args);
-
-/* Takes the lock, brings the table's time up to now (a `now` older than the latest one seen counts
- * as that one), and does work; once more if the file turned out damaged (the table was rebuilt in
- * between). Returns what work returned, or what taking the lock did, or SESSID_EDAMAGED. */
-static int run_locked(sessid_table *t, double now, sessid_lock_wait wait, locked_work work, void *args)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = sessid_table_lock_for(t, wait, now);
-        if (rc != SESSID_OK)
-            return rc;
-        if (now > t->h->clock)
-            t->h->clock = now;
-        rc = work(t, t->h->clock, args);
-        if (sessid_table_unlock(t) == SESSID_OK)
-            return rc;
-    }
-    return SESSID_EDAMAGED;
-}
-
-/* ---- counters ---- */
-
-static int count_one(sessid_table *t, double now, void *args)
-{
-    (void)now;
-    t->h->stats[*(const enum sessid_stat *)args]++;
-    return SESSID_OK;
-}
-
-void sessid_table_count(sessid_table *t, enum sessid_stat stat)
-{
-    if ((unsigned)stat < SESSID_STAT_COUNT)
-        (void)run_locked(t, -INFINITY, SESSID_LOCK_BEST_EFFORT, count_one, &stat);
-}
-
-static int copy_stats(sessid_table *t, double now, void *args)
-{
-    (void)now;
-    sessid_stats *out = args;
-    memcpy(out->counters, t->h->stats, sizeof out->counters);
-    return SESSID_OK;
-}
-
-int sessid_table_stats(sessid_table *t, sessid_stats *out)
-{
-    memset(out, 0, sizeof *out);
-    int rc = run_locked(t, -INFINITY, SESSID_LOCK_REQUIRED, copy_stats, out);
-    if (rc != SESSID_OK)
-        return rc;
-    for (int i = 0; t->quick != NULL && i < QUICK_HIT_COUNTERS; i++)
-        out->counters[SESSID_STAT_HITS] +=
-            atomic_load_explicit(&t->quick->counters[i].hits, memory_order_relaxed);
-    if (t->quick != NULL)
-        out->counters[SESSID_STAT_LOCK_TIMEOUTS] =
-            atomic_load_explicit(&t->quick->lock_timeouts, memory_order_relaxed);
-    return SESSID_OK;
-}
 
 /* ---- the use-order list ---- */
 
@@ -522,7 +394,7 @@ int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGE
         return SESSID_OK;
     }
     struct lookup l = {.digest = digest, .id = id, .created = created};
-    return run_locked(t, now, wait, get_or_create_locked, &l);
+    return sessid_table_run_locked(t, now, wait, get_or_create_locked, &l);
 }
 
 static int peek_locked(sessid_table *t, double now, void *args)
@@ -540,7 +412,7 @@ int sessid_table_peek(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], 
 {
     int found = 0;
     struct lookup l = {.digest = digest, .id = id, .created = &found, .window = window};
-    return run_locked(t, now, SESSID_LOCK_BEST_EFFORT, peek_locked, &l) == SESSID_OK && found;
+    return sessid_table_run_locked(t, now, SESSID_LOCK_BEST_EFFORT, peek_locked, &l) == SESSID_OK && found;
 }
 
 static int put_locked(sessid_table *t, double now, void *args)
@@ -563,7 +435,7 @@ int sessid_table_put(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
     if (!sessid_id_is_v4(id))
         return SESSID_EINVAL;
     struct lookup l = {.digest = digest, .id = (uint8_t *)id};
-    return run_locked(t, now, SESSID_LOCK_BEST_EFFORT, put_locked, &l);
+    return sessid_table_run_locked(t, now, SESSID_LOCK_BEST_EFFORT, put_locked, &l);
 }
 
 static int remove_locked(sessid_table *t, double now, void *args)
@@ -576,7 +448,7 @@ static int remove_locked(sessid_table *t, double now, void *args)
 
 int sessid_table_remove(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now)
 {
-    return run_locked(t, now, SESSID_LOCK_REQUIRED, remove_locked, (void *)digest);
+    return sessid_table_run_locked(t, now, SESSID_LOCK_REQUIRED, remove_locked, (void *)digest);
 }
 
 void sessid_table_prefetch(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
@@ -637,7 +509,7 @@ static int purge_all(sessid_table *t, double now, size_t *reclaimed)
     *reclaimed = 0;
     for (;;) {
         struct piece p = {0};
-        int rc = run_locked(t, now, SESSID_LOCK_REQUIRED, purge_piece, &p);
+        int rc = sessid_table_run_locked(t, now, SESSID_LOCK_REQUIRED, purge_piece, &p);
         if (rc != SESSID_OK)
             return rc;
         *reclaimed += p.done;
@@ -664,7 +536,7 @@ int sessid_table_live(sessid_table *t, double now, size_t *live)
     size_t reclaimed;
     int rc = purge_all(t, now, &reclaimed);
     if (rc == SESSID_OK)
-        rc = run_locked(t, now, SESSID_LOCK_REQUIRED, read_count, live);
+        rc = sessid_table_run_locked(t, now, SESSID_LOCK_REQUIRED, read_count, live);
     return rc;
 }
 
@@ -698,9 +570,9 @@ static int read_clock(sessid_table *t, double now, void *args)
 int sessid_table_clear(sessid_table *t)
 {
     struct piece p = {0};
-    int rc = run_locked(t, -INFINITY, SESSID_LOCK_REQUIRED, read_clock, &p.before);
+    int rc = sessid_table_run_locked(t, -INFINITY, SESSID_LOCK_REQUIRED, read_clock, &p.before);
     while (rc == SESSID_OK) {
-        rc = run_locked(t, -INFINITY, SESSID_LOCK_REQUIRED, clear_piece, &p);
+        rc = sessid_table_run_locked(t, -INFINITY, SESSID_LOCK_REQUIRED, clear_piece, &p);
         if (t->quick == NULL || p.done == 0)
             break;
         between_pieces();

@@ -92,13 +92,23 @@ static inline int is_shared(const sessid_table *t)
  * left half done (or rebuilding the table from its slots when that cannot be undone, or its head
  * fails a check: its time is checked against now, -INFINITY for none), and arms the undo log. Returns 0, or with the lock not held SESSID_ETIMEDOUT,
  * SESSID_EBUSY or SESSID_ELOCK (lock.h). sessid_table_lock waits as a required call does.
- * (table.c) */
+ * (hold.c) */
 int sessid_table_lock_for(sessid_table *table, sessid_lock_wait wait, double now);
 int sessid_table_lock(sessid_table *table);
 
 /* Releases the lock. Returns 0, or SESSID_EDAMAGED when the call met a slot number out of range (a
- * damaged file): its work was undone and the table rebuilt, and it may be tried again. (table.c) */
+ * damaged file): its work was undone and the table rebuilt, and it may be tried again. (hold.c) */
 int sessid_table_unlock(sessid_table *table);
+
+/* A call's work under the lock, at the table's time now; returns 0 or a negative status. */
+typedef int (*sessid_locked_work)(sessid_table *table, double now, void *args);
+
+/* Takes the lock (waiting as `wait` says), brings the table's time up to now (a `now` older than
+ * the latest one seen counts as that one), and does work; once more if the file turned out
+ * damaged (the table was rebuilt in between). Returns what work returned, or what taking the lock
+ * did, or SESSID_EDAMAGED. (hold.c) */
+int sessid_table_run_locked(sessid_table *table, double now, sessid_lock_wait wait,
+                            sessid_locked_work work, void *args);
 
 /* Rebuilds a shared table from its slots alone (the caller holds the lock): what a damaged file, or
  * a death the undo log could not undo, calls for. (repair.c) */
