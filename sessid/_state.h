@@ -3,6 +3,7 @@
  * The binding is a tower: each file uses only the files below it.
  *   _sessid.c   the module: its state, exceptions and module-level functions
  *   _store.c    the Store type
+ *   _name.c     a shared store's table and its name, followed once a tick
  *   _call.c     one aget in progress, stepped by sessid._aio.drive
  *   _kvrun.c    one KV lookup: the protocol run, the Python backend, and the loop that drives them
  *   _pykv.c     one KV operation performed on a Python object with the redis-py client API

@@ -10,6 +10,7 @@
 #include "_errors.h"
 #include "_ids.h"
 #include "_kvrun.h"
+#include "_name.h"
 #include "_options.h"
 
 typedef struct {
@@ -18,124 +19,8 @@ typedef struct {
     sessidpy_options options;
     sessid_table *table;
     sessidpy_kvconf kv;         /* what every KV lookup of this store shares */
-    /* A shared table's: when its name was last checked, and the tables it followed the name away
-     * from, kept until the store goes (a call in another thread may still be inside one). */
-    double name_checked_at;
-    int name_lost;              /* the table at the name could not be opened: logged once */
-    sessid_table **left_behind;
-    size_t left_behind_count;
+    sessidpy_name name;         /* a shared table's name, followed */
 } StoreObject;
-
-/* How often a shared store checks that its file is still the one at its name: one tick of the
- * coarse clock. */
-#define FOLLOW_NAME_EVERY 0.004
-
-/* ---- a shared table's name ---- */
-
-static void *release_gil(void)
-{
-    return PyGILState_Check() ? PyEval_SaveThread() : NULL;
-}
-
-static void take_gil(void *token)
-{
-    if (token != NULL)
-        PyEval_RestoreThread(token);
-}
-
-static const sessid_lock_hooks gil_hooks = {release_gil, take_gil};
-
-/* Opens the store's shared table (making it if create), waiting for its lock as lock_timeout says.
- * Returns 0, or -1 with sessid.Error naming the file. */
-static int open_shared(StoreObject *self, int create, sessid_table **out)
-{
-    const sessidpy_options *o = &self->options;
-    sessid_shared_problem problem;
-    double offset;
-    int rc = sessid_clock_host_offset(&offset);
-    if (rc != SESSID_OK) {
-        PyErr_Format(self->state->error,
-                     "shared table %s: %s, so this process cannot read the clock the other "
-                     "processes of the host read", o->shared_path, sessid_strerror(rc));
-        return -1;
-    }
-    Py_BEGIN_ALLOW_THREADS              /* it may wait for another process making the file */
-    rc = sessid_table_open_shared(o->shared_path, o->ttl, o->max_entries, create, out, &problem);
-    Py_END_ALLOW_THREADS
-    if (rc == SESSID_OK) {
-        sessid_table_set_lock_wait(*out, o->lock_timeout, &gil_hooks);
-        return 0;
-    }
-    if (rc == SESSID_EFILE)
-        sessidpy_raise_shared_problem(self->state, o->shared_path, &problem, o->ttl,
-                                      o->max_entries);
-    else
-        sessidpy_raise_status(self->state, rc);
-    return -1;
-}
-
-/* Between two checks of a name whose table could not be opened: raises sessid.Error. Returns -1. */
-static int still_lost(StoreObject *self)
-{
-    PyErr_Format(self->state->error,
-                 "the table now at shared table %s's name could not be opened (see the sessid log)",
-                 self->options.shared_path);
-    return -1;
-}
-
-/* Once a tick: when the file at the store's name is no longer its table's (removed, or replaced),
- * moves to the table now there, making it if there is none, so that every process of the host
- * keeps one id per key. Returns 0, or -1 with the error of opening it (the store keeps its table
- * and tries again at the next tick). */
-static int follow_name(StoreObject *self, double now)
-{
-    if (!(now - self->name_checked_at >= FOLLOW_NAME_EVERY) && now >= self->name_checked_at)
-        return self->name_lost ? still_lost(self) : 0;
-    self->name_checked_at = now;
-    if (!sessid_table_moved(self->table, self->options.shared_path)) {
-        self->name_lost = 0;
-        return 0;
-    }
-    sessid_table **grown = PyMem_Realloc(self->left_behind,
-                                         (self->left_behind_count + 1) * sizeof *grown);
-    if (grown == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->left_behind = grown;
-    sessid_table *table;
-    if (open_shared(self, 1, &table) < 0)
-        return -1;
-    self->left_behind[self->left_behind_count++] = self->table;
-    self->table = table;
-    self->kv.proto.table = table;
-    self->name_lost = 0;
-    return 0;
-}
-
-/* What a lookup does when the table now at the store's name cannot be opened (made with other
- * settings, say): a best-effort lookup in local mode answers a fresh id without the table, after
- * the first such failure is logged; a KV store goes on with the table it has, as a cache only.
- * Returns 0 (with *without_table set for the first case), or -1 with the error raised. */
-static int lost_name(StoreObject *self, sessidpy_kvrun_kind kind, int *without_table)
-{
-    if (kind != SESSIDPY_BEST_EFFORT)
-        return -1;
-    if (!self->name_lost) {
-        PyObject *error = sessidpy_take_exception();
-        PyObject *log = sessidpy_load(&self->state->log_lost, "sessid._log", "lost_shared_table");
-        PyObject *logged = log != NULL ? PyObject_CallOneArg(log, error) : NULL;
-        Py_DECREF(error);
-        if (logged == NULL)
-            return -1;
-        Py_DECREF(logged);
-        self->name_lost = 1;
-    } else {
-        PyErr_Clear();
-    }
-    *without_table = !self->options.kv_mode;
-    return 0;
-}
 
 /* ---- lookups ---- */
 
@@ -151,9 +36,13 @@ static int prepare(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind kin
         return 0;
     if (sessidpy_clock_read(&self->options.clock, now) < 0)
         return -1;
-    if (self->options.shared_path != NULL && follow_name(self, *now) < 0
-        && lost_name(self, kind, empty) < 0)
-        return -1;
+    if (self->options.shared_path != NULL) {
+        if (sessidpy_name_follow(self->state, &self->options, &self->name, &self->table, *now) < 0
+            && sessidpy_name_lost(self->state, &self->options, &self->name,
+                                  kind == SESSIDPY_BEST_EFFORT, empty) < 0)
+            return -1;
+        self->kv.proto.table = self->table;
+    }
     sessid_table_prefetch(self->table, digest);
     return 0;
 }
@@ -516,7 +405,7 @@ static int make_table(StoreObject *self)
 {
     const sessidpy_options *o = &self->options;
     if (o->shared_path != NULL)
-        return open_shared(self, 1, &self->table);
+        return sessidpy_name_open(self->state, o, 1, &self->table);
     int rc = sessid_table_new(o->ttl, o->max_entries, &self->table);
     if (rc != SESSID_OK)
         sessidpy_raise_status(self->state, rc);
@@ -565,9 +454,7 @@ static void store_dealloc(StoreObject *self)
     sessidpy_kvconf_clear(&self->kv);
     sessidpy_options_clear(&self->options);
     sessid_table_free(self->table);
-    for (size_t i = 0; i < self->left_behind_count; i++)
-        sessid_table_free(self->left_behind[i]);
-    PyMem_Free(self->left_behind);
+    sessidpy_name_clear(&self->name);
     type->tp_free(self);
     Py_DECREF(type);
 }
