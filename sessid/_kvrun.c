@@ -3,6 +3,8 @@
  * the backoff: best-effort lookups leave a KV that just failed alone for a while. */
 #include "_kvrun.h"
 
+#include <unistd.h>
+
 #include <math.h>
 #include <time.h>
 
@@ -357,6 +359,7 @@ typedef struct sessidpy_flight {
     struct sessidpy_flight *next;
     uint8_t digest[SESSID_DIGEST_LEN];
     unsigned long thread;               /* the leader's */
+    long pid;                           /* the leader's process: a child of a fork skips it */
     PyThread_type_lock done;
     int refs;                           /* the leader, until it lands, and each waiting lookup */
     sessidpy_outcome outcome;
@@ -366,8 +369,8 @@ typedef struct sessidpy_flight {
 static sessidpy_flight *flight_find(sessidpy_kvconf *conf, const uint8_t *digest)
 {
     for (sessidpy_flight *f = conf->flights; f != NULL; f = f->next)
-        if (memcmp(f->digest, digest, SESSID_DIGEST_LEN) == 0)
-            return f;
+        if (memcmp(f->digest, digest, SESSID_DIGEST_LEN) == 0 && f->pid == (long)getpid())
+            return f;                   /* a flight of the parent never lands in a child */
     return NULL;
 }
 
@@ -395,6 +398,7 @@ static sessidpy_flight *flight_take_off(sessidpy_kvconf *conf, const uint8_t *di
     PyThread_acquire_lock(f->done, WAIT_LOCK);
     memcpy(f->digest, digest, SESSID_DIGEST_LEN);
     f->thread = PyThread_get_thread_ident();
+    f->pid = (long)getpid();
     f->refs = 1;
     f->outcome = SESSIDPY_RAISED;
     f->answer = NULL;

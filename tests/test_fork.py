@@ -89,3 +89,48 @@ def test_parent_and_child_never_repeat_each_others_ids():
     assert status == 0, describe(status)
     assert len(theirs) == 4000 and all(is_uuid4(i) for i in theirs)
     assert not set(ours) & set(theirs)
+
+
+class HeldKV:
+    """A KV whose get of one key waits, in the parent, until released: a lookup left in flight
+    across a fork."""
+
+    def __init__(self) -> None:
+        from sessid.testing import FakeKV
+
+        self.inner = FakeKV()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.parent = os.getpid()
+
+    def get(self, name):
+        if os.getpid() == self.parent and not self.release.is_set():
+            self.entered.set()
+            self.release.wait(30)
+        return self.inner.get(name)
+
+    def set(self, name, value, nx=False, ex=None):
+        return self.inner.set(name, value, nx=nx, ex=ex)
+
+    def expire(self, name, seconds):
+        return self.inner.expire(name, seconds)
+
+
+def test_a_lookup_in_flight_at_the_fork_does_not_hold_up_the_child():
+    """One KV exchange per key in flight: a child must not wait for a leader of its parent's, which
+    never lands in the child."""
+    kv = HeldKV()
+    store = sessid.Store(kv=kv)
+    leader = threading.Thread(target=store.get, args=("sk-held",))
+    leader.start()
+    try:
+        assert kv.entered.wait(10)
+
+        def in_the_child():
+            assert is_uuid4(store.get("sk-held"))
+
+        status = in_child(in_the_child, timeout=10)
+        assert status == 0, describe(status)
+    finally:
+        kv.release.set()
+        leader.join()
