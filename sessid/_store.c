@@ -486,7 +486,7 @@ static PyMethodDef store_methods[] = {
      "clear($self)\n--\n\nDrops every local entry."},
     {"stats", (PyCFunction)store_stats, METH_NOARGS,
      "stats($self)\n--\n\nCounters: hits, misses, expired, evicted, kv_errors, kv_skipped, "
-     "lock_timeouts, lock_repairs."},
+     "kv_fallbacks, kv_repaired, lock_timeouts, lock_repairs."},
     {"_memory_dump", (PyCFunction)store_memory_dump, METH_NOARGS,
      "For tests: a copy of every byte of the local table's storage."},
     {"_check", (PyCFunction)store_check, METH_NOARGS,
