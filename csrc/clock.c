@@ -65,9 +65,9 @@ static int read_offset(double *seconds)
 
 int sessid_clock_host_offset(double *seconds)
 {
-    pthread_once(&fork_handler_once, install_fork_handler);
     int state = atomic_load(&offset_state);
-    if (state == 0) {
+    if (state == 0) {                   /* once per process, not on every read of the clock */
+        pthread_once(&fork_handler_once, install_fork_handler);
         double read;
         int rc = read_offset(&read);
         atomic_store(&offset_seconds, rc == SESSID_OK ? read : 0);
