@@ -72,8 +72,10 @@ struct head_before {
 
 /* The undo log: before a holder of the lock first changes anything, it saves the head's changing
  * fields and arms the log; before it writes to a slot, it appends the slot's bytes as they are.
- * A process that takes the lock from a holder that died puts back, newest first, what the log
- * holds: the table is then as it was before the interrupted call, whatever step the death
+ * The two changes that lookups make most have records of their own, which hold only what they
+ * change: a touch (a locked hit moves its entry to the newest end of the use order) and an insert
+ * (a new entry in a blank slot, linked after the newest). A process that takes the lock from a
+ * holder that died puts back, newest first, what the log holds: the table is then as it was before the interrupted call, whatever step the death
  * interrupted, at the cost of that call's own work. A mutation that writes to more slots than the
  * log holds sets `overflowed`, and the next taker rebuilds the table from its slots instead. */
 struct undo_log {
@@ -83,9 +85,22 @@ struct undo_log {
     struct head_before before;
 };
 
+#define UNDO_TOUCH ((uint64_t)1 << 63)     /* in a record's slot: a touch record */
+#define UNDO_INSERT ((uint64_t)1 << 62)    /* in a record's slot: an insert record */
+#define UNDO_KINDS (UNDO_TOUCH | UNDO_INSERT)
+
 struct undo_record {
-    uint64_t slot;
-    struct entry before;
+    uint64_t slot;                          /* the slot saved, or a kind | the slot touched or filled */
+    union {
+        struct entry before;                /* the slot's bytes as they were */
+        struct {                            /* a touch: the slot's time and neighbours as they were, */
+            double last_use;                /* and the newest entry then; the slots between were */
+            uint32_t older, newer, newest;  /* linked to it, the newest linked to none */
+        } touch;
+        struct {                            /* an insert: the slot was blank; the newest entry then, */
+            uint32_t newest;                /* or NIL, was linked to none */
+        } insert;
+    };
 };
 
 struct shared_state {
@@ -119,7 +134,9 @@ _Static_assert(sizeof(struct entry) == 64, "an entry is one cache line");
 _Static_assert(offsetof(struct entry, last_use) == 48 && offsetof(struct entry, older) == 56,
                "entry fields");
 _Static_assert(offsetof(struct head, count) == 64, "the changing fields have a line of their own");
-_Static_assert(sizeof(struct undo_record) == 72, "undo records");
+_Static_assert(sizeof(struct undo_record) == 72 && offsetof(struct undo_record, touch.newest) == 24
+                   && offsetof(struct undo_record, insert.newest) == 8,
+               "undo records");
 _Static_assert(offsetof(struct file_header, fingerprint) == 16, "the fingerprint sits early");
 _Static_assert(offsetof(struct file_header, ready) == 112, "header fields");
 _Static_assert(sizeof(struct file_header) <= SESSID_FILE_HEADER_SIZE, "the header fits its pages");
@@ -128,7 +145,8 @@ _Static_assert(SESSID_FILE_HEADER_SIZE % 4096 == 0, "slots start on a page");
 /* Mixes the sizes and offsets of every stored field into one number, computed by the compiler. */
 #define SESSID_FP_MIX(h, v) (((h) ^ (uint64_t)(v)) * 0x100000001b3u)
 #define SESSID_FILE_FINGERPRINT                                                                    \
-    SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(             \
+    SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX( \
+    SESSID_FP_MIX(                                                                                 \
     SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(             \
     SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(SESSID_FP_MIX(0xcbf29ce484222325u,                     \
         SESSID_SHARED_LAYOUT), sizeof(struct entry)), offsetof(struct entry, last_use)),              \
@@ -136,7 +154,8 @@ _Static_assert(SESSID_FILE_HEADER_SIZE % 4096 == 0, "slots start on a page");
         offsetof(struct head, stats)), SESSID_STAT_COUNT), sizeof(struct quick_hits)),              \
         offsetof(struct quick_hits, counters)), sizeof(struct undo_log)),                           \
         sizeof(struct undo_record)), sizeof(pthread_mutex_t)), offsetof(struct file_header, mutex)), \
-        offsetof(struct file_header, state)), SESSID_FILE_HEADER_SIZE)
+        offsetof(struct file_header, state)), SESSID_FILE_HEADER_SIZE),                             \
+        offsetof(struct undo_record, touch.newest)), offsetof(struct undo_record, insert.newest))
 
 /* The slots of a shared table of max_entries entries: room for them within 75% of its slots. A
  * shared table is made in full and never grows, so once full it stays at its most; at 75% the

@@ -13,16 +13,42 @@
 /* ---- the lock ---- */
 
 /* 1 when the head's fields could belong to a whole table: what every taker of a shared table's lock
- * checks before it believes them. now: the taker's time, or -INFINITY when it has none. */
+ * checks before it believes them (its settings, which every operation reads from the handle, are
+ * compared bit for bit). now: the taker's time, or -INFINITY when it has none. */
 static int head_is_sane(const sessid_table *t, double now)
 {
     const struct head *h = t->h;
-    size_t capacity = t->bounds[0];
-    return h->ttl == t->own.ttl && h->max_entries == t->own.max_entries && h->capacity == capacity
-           && h->count <= h->max_entries && (h->count == 0) == (h->oldest == NIL)
-           && (h->count == 0) == (h->newest == NIL) && (h->oldest == NIL || h->oldest < capacity)
-           && (h->newest == NIL || h->newest < capacity) && !isnan(h->clock)
-           && !(isfinite(now) && h->clock > now + CLOCK_AHEAD_MAX);
+    uint64_t count = h->count;
+    uint32_t oldest = h->oldest, newest = h->newest;
+    double clock = h->clock;
+    /* Empty: both ends NIL; else both within the slots (NIL never is). */
+    int ends = count == 0 ? (oldest & newest) == NIL
+                          : (oldest > newest ? oldest : newest) < t->bounds[0];
+    uint64_t ttl, own_ttl;
+    memcpy(&ttl, &h->ttl, sizeof ttl);
+    memcpy(&own_ttl, &t->own.ttl, sizeof own_ttl);
+    int settings = ((ttl ^ own_ttl) | (h->max_entries ^ t->own.max_entries)
+                    | (h->capacity ^ t->own.capacity)) == 0;
+    return ends & settings & (count <= t->own.max_entries) & (clock == clock)
+           & ((now == -INFINITY) | !(clock > now + CLOCK_AHEAD_MAX));
+}
+
+/* Taking the lock from a holder that died, or a table whose state fails a check: undoes what the
+ * dead call left half done, or rebuilds the table when that cannot be done or was not enough. */
+__attribute__((noinline))
+static void take_over(sessid_table *t, int rc, double now)
+{
+    if (atomic_load_explicit(&t->file.state->undo.armed, memory_order_relaxed) != 0
+        && sessid_undo_rollback(t) != 0)
+        t->rebuild = 1;
+    if (t->rebuild || !head_is_sane(t, now)) {
+        sessid_table_repair(t);
+        t->rebuild = 0;
+    }
+    if (rc == SESSID_LOCK_OWNER_DIED) {
+        t->h->stats[SESSID_STAT_LOCK_REPAIRS]++;
+        sessid_lock_repaired(&t->lock);
+    }
 }
 
 int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait, double now)
@@ -39,17 +65,10 @@ int sessid_table_lock_for(sessid_table *t, sessid_lock_wait wait, double now)
     uint64_t seq = atomic_load_explicit(&t->quick->seq, memory_order_relaxed);
     atomic_store_explicit(&t->quick->seq, seq + 1 + (seq & 1), memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
-    if (atomic_load_explicit(&t->file.state->undo.armed, memory_order_relaxed) != 0
-        && sessid_undo_rollback(t) != 0)
-        t->rebuild = 1;
-    if (t->rebuild || !head_is_sane(t, now)) {
-        sessid_table_repair(t);
-        t->rebuild = 0;
-    }
-    if (rc == SESSID_LOCK_OWNER_DIED) {
-        t->h->stats[SESSID_STAT_LOCK_REPAIRS]++;
-        sessid_lock_repaired(&t->lock);
-    }
+    if (rc != SESSID_OK || t->rebuild
+        || atomic_load_explicit(&t->file.state->undo.armed, memory_order_relaxed) != 0
+        || !head_is_sane(t, now))
+        take_over(t, rc, now);
     sessid_undo_begin(t, 0);
     return SESSID_OK;
 }
@@ -77,22 +96,6 @@ int sessid_table_unlock(sessid_table *t)
     }
     sessid_lock_release(&t->lock);
     return rc;
-}
-
-int sessid_table_run_locked(sessid_table *t, double now, sessid_lock_wait wait,
-                            sessid_locked_work work, void *args)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = sessid_table_lock_for(t, wait, now);
-        if (rc != SESSID_OK)
-            return rc;
-        if (now > t->h->clock)
-            t->h->clock = now;
-        rc = work(t, t->h->clock, args);
-        if (sessid_table_unlock(t) == SESSID_OK)
-            return rc;
-    }
-    return SESSID_EDAMAGED;
 }
 
 /* ---- counters ---- */

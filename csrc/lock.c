@@ -35,7 +35,9 @@ static void cpu_relax(void)
 #endif
 }
 
-static void take_private(atomic_int *word)
+/* Waits for the private lock, held when it was first tried. */
+__attribute__((noinline))
+static void wait_private(atomic_int *word)
 {
     long nap_ns = FIRST_NAP_NS;
     int spins = 0;
@@ -50,6 +52,12 @@ static void take_private(atomic_int *word)
             nap_ns = nap_ns * 2 < LONGEST_NAP_NS ? nap_ns * 2 : LONGEST_NAP_NS;
         }
     }
+}
+
+static void take_private(atomic_int *word)
+{
+    if (atomic_exchange_explicit(word, 1, memory_order_acquire) != 0)
+        wait_private(word);
 }
 
 static void release_private(atomic_int *word)
@@ -229,9 +237,10 @@ static int try_mutex(pthread_mutex_t *m)
     return rc == ETIMEDOUT ? EBUSY : rc;
 }
 
-static int take_shared(sessid_lock *l, sessid_lock_wait wait)
+/* Taking a shared lock after the first try: rc is what that try said. */
+__attribute__((noinline))
+static int take_shared(sessid_lock *l, sessid_lock_wait wait, int rc)
 {
-    int rc = try_mutex(l->robust);
     if (rc != EBUSY) {
         if ((rc == 0 || rc == EOWNERDEAD)
             && atomic_load_explicit(&l->skip_until_ns, memory_order_relaxed) != 0)
@@ -256,7 +265,10 @@ int sessid_lock_take(sessid_lock *l, sessid_lock_wait wait)
         take_private(&l->word);
         return SESSID_OK;
     }
-    return take_shared(l, wait);
+    int rc = try_mutex(l->robust);
+    if (rc == 0 && atomic_load_explicit(&l->skip_until_ns, memory_order_relaxed) == 0)
+        return SESSID_OK;               /* the common case: free, and no window open */
+    return take_shared(l, wait, rc);
 }
 
 /* Both fail only when misused: the mutex is not robust, not inconsistent, or not held. */

@@ -15,33 +15,34 @@ static _Atomic uint64_t *quick_hit_counter(struct quick_hits *quick)
     return &quick->counters[mine].hits;
 }
 
-/* A hit without the lock, on a shared table: returns 1, with id set, when digest's entry was last
+/* A hit without the lock, on a shared table: returns 1, with id set, when the key's entry was last
  * used at `now` and `now` is the table's time, so that a locked hit would only count it (its expiry
  * and its place among the entries used at this instant stay as they are). 0: take the lock. The
  * entry is read as it may be changing and trusted only if the sequence count did not move: a
  * seqlock's read, which races with the holder's writes by design (so ThreadSanitizer is told to
- * look away from this one function). */
+ * look away from this one function). The slot where it was read becomes the key's hint. */
 __attribute__((no_sanitize("thread")))
-int sessid_table_quick_hit(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now,
-                     uint8_t id[SESSID_ID_LEN])
+int sessid_table_quick_hit(sessid_table *t, struct key *k, double now, uint8_t id[SESSID_ID_LEN])
 {
     struct quick_hits *quick = t->quick;
     uint64_t seq = atomic_load_explicit(&quick->seq, memory_order_acquire);
     if ((seq & 1) != 0 || now < t->h->clock)
         return 0;
     size_t capacity = t->bounds[0];     /* checked at open, unlike the file's copy */
-    size_t slot = home_of(t, digest, capacity);
+    size_t slot = scale(k->hash, capacity);
     struct entry e;
-    for (size_t probes = 0; probes < capacity; probes++, slot = next_slot(slot, capacity)) {
+    for (size_t probes = 0;; probes++, slot = next_slot(slot, capacity)) {
+        if (probes == capacity)
+            return 0;
         memcpy(&e, &t->slots[slot], sizeof e);
         if (!occupied(&e))
             return 0;
-        if (memcmp(e.digest, digest, SESSID_DIGEST_LEN) == 0)
+        if (memcmp(e.digest, k->digest, SESSID_DIGEST_LEN) == 0)
             break;
     }
+    k->hint = (uint32_t)slot;
     atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&quick->seq, memory_order_relaxed) != seq
-        || memcmp(e.digest, digest, SESSID_DIGEST_LEN) != 0 || e.last_use != now)
+    if (atomic_load_explicit(&quick->seq, memory_order_relaxed) != seq || e.last_use != now)
         return 0;
     memcpy(id, e.id, SESSID_ID_LEN);
     atomic_fetch_add_explicit(quick_hit_counter(quick), 1, memory_order_relaxed);

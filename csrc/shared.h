@@ -25,7 +25,7 @@
 
 /* The version of the file's layout (csrc/file_format.h), for messages; an opener refuses any other,
  * and any other build of the structs (their fingerprint). */
-#define SESSID_SHARED_LAYOUT 3
+#define SESSID_SHARED_LAYOUT 4
 
 struct shared_state;
 struct entry;

@@ -40,47 +40,35 @@ static void unlink_slot(sessid_table *t, uint32_t slot)
     may_die_here();
 }
 
-static void link_newest(sessid_table *t, uint32_t slot)
+/* Moves slot's entry to the newest end, used now: its own links, then its old neighbours', then the
+ * old newest's. A shared table's undo log keeps one touch record of it rather than the four slots. */
+__attribute__((always_inline))
+static inline void touch(sessid_table *t, uint32_t slot, double now)
 {
-    struct head *h = t->h;
-    struct entry *e = write_at(t, slot);
-    e->older = h->newest;
-    e->newer = NIL;
-    if (h->newest != NIL)
-        write_at(t, h->newest)->newer = slot;
-    else
-        h->oldest = slot;
-    may_die_here();
-    h->newest = slot;
-    may_die_here();
-}
-
-static void touch(sessid_table *t, uint32_t slot, double now)
-{
-    struct entry *e = write_at(t, slot);
+    struct entry *e = entry_at(t, slot);
     if (e->last_use > now) {
         t->broken = 1;          /* used after the table's time: only a damaged file says so */
         return;
     }
+    struct head *h = t->h;
+    uint32_t older = e->older, newer = e->newer, newest = h->newest;
+    if (t->quick != NULL)
+        undo_save_touch(t, slot, e, newest);
     e->last_use = now;
     may_die_here();
-    struct head *h = t->h;
-    if (h->newest == slot)
+    if (newest == slot)
         return;
-    /* To the newest end: its own links, then its old neighbours', then the old newest's; so each
-     * slot is written in one run, and a shared table's undo log saves it once. */
-    uint32_t older = e->older, newer = e->newer, newest = h->newest;
     e->older = newest;
     e->newer = NIL;
     may_die_here();
     if (older != NIL)
-        write_at(t, older)->newer = newer;
+        entry_at(t, older)->newer = newer;
     else
         h->oldest = newer;
     may_die_here();
-    write_at(t, newer)->older = older;          /* not NIL: slot is not the newest */
+    entry_at(t, newer)->older = older;          /* not NIL: slot is not the newest */
     may_die_here();
-    write_at(t, newest)->newer = slot;
+    entry_at(t, newest)->newer = slot;
     h->newest = slot;
     may_die_here();
 }
@@ -89,7 +77,7 @@ static void touch(sessid_table *t, uint32_t slot, double now)
 
 static int is_expired(const sessid_table *t, const struct entry *e, double now)
 {
-    return e->last_use + t->h->ttl <= now;
+    return e->last_use + t->own.ttl <= now;
 }
 
 /* Removes the entry at slot, in whichever array holds it. Backward-shift deletion: the entries
@@ -99,7 +87,7 @@ static void release_slot(sessid_table *t, uint32_t slot)
 {
     struct head *h = t->h;
     struct entry *slots = t->slots;
-    size_t capacity = h->capacity;
+    size_t capacity = t->own.capacity;
     if (in_old_array(t, slot)) {
         slots = t->old.slots;
         capacity = t->old.capacity;
@@ -132,7 +120,8 @@ static void release_slot(sessid_table *t, uint32_t slot)
     }
 }
 
-static size_t reclaim_expired(sessid_table *t, double now, size_t budget)
+__attribute__((always_inline))
+static inline size_t reclaim_expired(sessid_table *t, double now, size_t budget)
 {
     struct head *h = t->h;
     size_t done = 0;
@@ -150,10 +139,12 @@ static size_t reclaim_expired(sessid_table *t, double now, size_t budget)
 static int reserve_one(sessid_table *t)
 {
     struct head *h = t->h;
-    if ((double)(h->count + 1) <= MAX_LOAD * (double)h->capacity)
+    if (is_shared(t))
+        return h->count < t->own.max_entries ? SESSID_OK : SESSID_EFULL;
+    if ((double)(h->count + 1) <= MAX_LOAD * (double)t->own.capacity)
         return SESSID_OK;
-    uint64_t limit = h->max_entries != 0 ? h->max_entries : SESSID_TABLE_LIMIT;
-    if (h->count >= limit || is_shared(t))
+    uint64_t limit = t->own.max_entries != 0 ? t->own.max_entries : SESSID_TABLE_LIMIT;
+    if (h->count >= limit)
         return SESSID_EFULL;
     return sessid_table_grow(t, limit);
 }
@@ -163,28 +154,27 @@ static int reserve_one(sessid_table *t)
  * the walk moves it across later, into pages made by then. Put straight into the new array, the
  * entry would likely land on a page not made yet and fault twice (a read maps the zero page, then
  * the write makes the page): the larger part of what an insert during a growth used to cost. */
-static uint32_t free_slot_for(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
+static uint32_t free_slot_for(const sessid_table *t, const struct key *k)
 {
-    uint64_t hash = hash_of(t, digest);
     if (growing(t)) {
-        uint32_t slot = sessid_table_old_slot_for(t, hash);
+        uint32_t slot = sessid_table_old_slot_for(t, k->hash);
         if (slot != NIL)
             return slot;
     }
-    size_t capacity = t->h->capacity, s = scale(hash, capacity);
+    size_t capacity = t->own.capacity, s = scale(k->hash, capacity);
     for (size_t n = 0; n < capacity; n++, s = next_slot(s, capacity))
         if (!occupied(&t->slots[s]))
             return slot_number(t, s);
     return NIL;                 /* every slot taken: only a damaged file can be so */
 }
 
-/* Adds an entry for digest (known to be absent) with id, used now, as the most recent; the table is
+/* Adds an entry for the key (known to be absent) with id, used now, as the most recent; the table is
  * unchanged on failure. A growing table then moves some entries of its old array across. */
-static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
-                        const uint8_t id[SESSID_ID_LEN], double now)
+static int insert_entry(sessid_table *t, const struct key *k, const uint8_t id[SESSID_ID_LEN],
+                        double now)
 {
     struct head *h = t->h;
-    if (h->max_entries != 0 && h->count >= h->max_entries) {
+    if (t->own.max_entries != 0 && h->count >= t->own.max_entries) {
         release_slot(t, h->oldest);
         h->stats[SESSID_STAT_EVICTED]++;
     } else {
@@ -196,21 +186,33 @@ static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN]
     /* The caller found no live entry, so a slot holding digest is a second copy (whose first one
      * expired or went meanwhile): only a damaged file holds one. Checked in debug builds only, where
      * the fuzzers run: in a release build, the key's id changes once, to the copy's. */
-    if (!t->broken && find_slot(t, digest) != NIL) {
+    if (!t->broken && find_slot(t, k->digest) != NIL) {
         assert(is_shared(t));
         t->broken = 1;
     }
 #endif
-    uint32_t slot = free_slot_for(t, digest);
+    uint32_t slot = free_slot_for(t, k);
     if (t->broken || slot == NIL) {
         t->broken = 1;
         return SESSID_EDAMAGED;
     }
-    struct entry *e = write_at(t, slot);
-    memcpy(e->digest, digest, SESSID_DIGEST_LEN);
+    /* Linked as the newest, then the id: a shared table's undo log keeps one insert record. */
+    uint32_t newest = h->newest;
+    if (t->quick != NULL)
+        undo_save_insert(t, slot, newest);
+    struct entry *e = entry_at(t, slot);
+    memcpy(e->digest, k->digest, SESSID_DIGEST_LEN);
     e->last_use = now;
+    e->older = newest;
+    e->newer = NIL;
     may_die_here();
-    link_newest(t, slot);
+    if (newest != NIL)
+        entry_at(t, newest)->newer = slot;
+    else
+        h->oldest = slot;
+    may_die_here();
+    h->newest = slot;
+    may_die_here();
     commit_id(e, id);
     may_die_here();
     h->count++;
@@ -220,12 +222,13 @@ static int insert_entry(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN]
     return SESSID_OK;
 }
 
-/* The live entry for digest, or NIL. On the way, reclaims a few expired entries from the old end,
- * and an expired one still in the table for digest. */
-static uint32_t find_live(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now)
+/* The key's live entry, or NIL. On the way, reclaims a few expired entries from the old end, and
+ * an expired one still in the table for the key. */
+__attribute__((always_inline))
+static inline uint32_t find_live(sessid_table *t, const struct key *k, double now)
 {
     reclaim_expired(t, now, RECLAIM_PER_CALL);
-    uint32_t slot = find_slot(t, digest);
+    uint32_t slot = find_key(t, k);
     if (slot != NIL && is_expired(t, entry_at(t, slot), now)) {
         release_slot(t, slot);
         t->h->stats[SESSID_STAT_EXPIRED]++;
@@ -355,7 +358,7 @@ void sessid_table_free(sessid_table *t)
 }
 
 struct lookup {
-    const uint8_t *digest;
+    struct key key;
     uint8_t *id;
     int *created;
     double window;
@@ -364,7 +367,7 @@ struct lookup {
 static int get_or_create_locked(sessid_table *t, double now, void *args)
 {
     struct lookup *l = args;
-    uint32_t slot = find_live(t, l->digest, now);
+    uint32_t slot = find_live(t, &l->key, now);
     if (slot != NIL) {
         touch(t, slot, now);
         memcpy(l->id, entry_at(t, slot)->id, SESSID_ID_LEN);
@@ -374,7 +377,7 @@ static int get_or_create_locked(sessid_table *t, double now, void *args)
     }
     int rc = sessid_id_new(l->id);
     if (rc == SESSID_OK)
-        rc = insert_entry(t, l->digest, l->id, now);
+        rc = insert_entry(t, &l->key, l->id, now);
     if (rc == SESSID_OK) {
         t->h->stats[SESSID_STAT_MISSES]++;
         *l->created = 1;
@@ -382,25 +385,32 @@ static int get_or_create_locked(sessid_table *t, double now, void *args)
     return rc;
 }
 
+/* Apart, so that a hit without the lock does not pay for the registers the work under it uses. */
+__attribute__((noinline))
+static int get_or_create_under_lock(sessid_table *t, double now, sessid_lock_wait wait,
+                                    struct lookup *l)
+{
+    return sessid_table_run_locked(t, now, wait, get_or_create_locked, l);
+}
+
 int sessid_table_get_or_create(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
                                double now, uint8_t id[SESSID_ID_LEN], int *created,
                                sessid_lock_wait wait)
 {
     int ignored;
-    if (created == NULL)
-        created = &ignored;
-    if (t->quick != NULL && sessid_table_quick_hit(t, digest, now, id)) {
-        *created = 0;
+    struct lookup l = {.key = key_of(t, digest), .id = id,
+                       .created = created != NULL ? created : &ignored};
+    if (t->quick != NULL && sessid_table_quick_hit(t, &l.key, now, id)) {
+        *l.created = 0;
         return SESSID_OK;
     }
-    struct lookup l = {.digest = digest, .id = id, .created = created};
-    return sessid_table_run_locked(t, now, wait, get_or_create_locked, &l);
+    return get_or_create_under_lock(t, now, wait, &l);
 }
 
 static int peek_locked(sessid_table *t, double now, void *args)
 {
     struct lookup *l = args;
-    uint32_t slot = find_live(t, l->digest, now);
+    uint32_t slot = find_live(t, &l->key, now);
     *l->created = slot != NIL && now < entry_at(t, slot)->last_use + l->window;
     if (*l->created)
         memcpy(l->id, entry_at(t, slot)->id, SESSID_ID_LEN);
@@ -411,20 +421,20 @@ int sessid_table_peek(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], 
                       double window, uint8_t id[SESSID_ID_LEN])
 {
     int found = 0;
-    struct lookup l = {.digest = digest, .id = id, .created = &found, .window = window};
+    struct lookup l = {.key = key_of(t, digest), .id = id, .created = &found, .window = window};
     return sessid_table_run_locked(t, now, SESSID_LOCK_BEST_EFFORT, peek_locked, &l) == SESSID_OK && found;
 }
 
 static int put_locked(sessid_table *t, double now, void *args)
 {
     struct lookup *l = args;
-    uint32_t slot = find_live(t, l->digest, now);
+    uint32_t slot = find_live(t, &l->key, now);
     if (slot != NIL && memcmp(entry_at(t, slot)->id, l->id, SESSID_ID_LEN) != 0) {
         release_slot(t, slot);                  /* replaced whole: an id is never half written */
         slot = NIL;
     }
     if (slot == NIL)
-        return insert_entry(t, l->digest, l->id, now);
+        return insert_entry(t, &l->key, l->id, now);
     touch(t, slot, now);
     return SESSID_OK;
 }
@@ -434,7 +444,7 @@ int sessid_table_put(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN],
 {
     if (!sessid_id_is_v4(id))
         return SESSID_EINVAL;
-    struct lookup l = {.digest = digest, .id = (uint8_t *)id};
+    struct lookup l = {.key = key_of(t, digest), .id = (uint8_t *)id};
     return sessid_table_run_locked(t, now, SESSID_LOCK_BEST_EFFORT, put_locked, &l);
 }
 
@@ -448,7 +458,8 @@ static int remove_locked(sessid_table *t, double now, void *args)
 
 int sessid_table_remove(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN], double now)
 {
-    return sessid_table_run_locked(t, now, SESSID_LOCK_REQUIRED, remove_locked, (void *)digest);
+    struct key k = key_of(t, digest);
+    return sessid_table_run_locked(t, now, SESSID_LOCK_REQUIRED, remove_locked, &k);
 }
 
 void sessid_table_prefetch(sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
@@ -480,8 +491,7 @@ static int piece_done(const sessid_table *t, size_t done)
     if (t->quick == NULL)
         return 0;
     return done >= PIECE_ENTRIES
-           || atomic_load_explicit(&t->file.state->undo.records, memory_order_relaxed) * 2
-                  >= t->file.undo_records;
+           || t->undo.records * 2 >= t->file.undo_records;
 }
 
 struct piece {

@@ -32,6 +32,7 @@
 #include "file_format.h"
 #include "lock.h"
 #include "shared.h"
+#include "status.h"
 #include "table.h"
 #include "undo.h"
 
@@ -77,10 +78,16 @@ struct sessid_table {
     _Atomic(struct entry *) prefetch_slots;     /* copies of slots and capacity for the lock-free */
     atomic_size_t prefetch_capacity;            /* prefetch hint; they may be out of date */
     sessid_shared_file file;            /* a shared table's mapping; base is NULL for a private one */
+    struct {
+        uint64_t records;               /* what the log's count says, as this holder wrote it */
+        uint64_t last_slot;             /* the slot of the last record, or UINT64_MAX */
+    } undo;                             /* a shared table's undo log, while this process holds the lock */
     int broken;                         /* a slot number read from the file was out of range */
     int rebuild;                        /* the file's state failed a check at open: rebuild it */
     struct entry sink;                  /* what such a slot number reads and writes instead */
-    struct head own;
+    struct head own;                    /* a private table's head; a shared table's settings (ttl,
+                                         * max_entries, capacity) as checked at open, which every
+                                         * operation reads instead of the file's copies */
 };
 
 static inline int is_shared(const sessid_table *t)
@@ -90,9 +97,9 @@ static inline int is_shared(const sessid_table *t)
 
 /* Takes the table's lock (a shared one waited for as `wait` says), undoing what a holder that died
  * left half done (or rebuilding the table from its slots when that cannot be undone, or its head
- * fails a check: its time is checked against now, -INFINITY for none), and arms the undo log. Returns 0, or with the lock not held SESSID_ETIMEDOUT,
- * SESSID_EBUSY or SESSID_ELOCK (lock.h). sessid_table_lock waits as a required call does.
- * (hold.c) */
+ * fails a check: its time is checked against now, -INFINITY for none), and arms the undo log.
+ * Returns 0, or with the lock not held SESSID_ETIMEDOUT, SESSID_EBUSY or SESSID_ELOCK (lock.h).
+ * sessid_table_lock waits as a required call does. (hold.c) */
 int sessid_table_lock_for(sessid_table *table, sessid_lock_wait wait, double now);
 int sessid_table_lock(sessid_table *table);
 
@@ -103,22 +110,9 @@ int sessid_table_unlock(sessid_table *table);
 /* A call's work under the lock, at the table's time now; returns 0 or a negative status. */
 typedef int (*sessid_locked_work)(sessid_table *table, double now, void *args);
 
-/* Takes the lock (waiting as `wait` says), brings the table's time up to now (a `now` older than
- * the latest one seen counts as that one), and does work; once more if the file turned out
- * damaged (the table was rebuilt in between). Returns what work returned, or what taking the lock
- * did, or SESSID_EDAMAGED. (hold.c) */
-int sessid_table_run_locked(sessid_table *table, double now, sessid_lock_wait wait,
-                            sessid_locked_work work, void *args);
-
 /* Rebuilds a shared table from its slots alone (the caller holds the lock): what a damaged file, or
  * a death the undo log could not undo, calls for. (repair.c) */
 void sessid_table_repair(sessid_table *table);
-
-/* A hit without the lock on a shared table (quick.c): returns 1, with id set, when digest's entry
- * was last used at `now` and `now` is the table's time, so that a locked hit would only count it;
- * 0 when the caller must take the lock. */
-int sessid_table_quick_hit(sessid_table *table, const uint8_t digest[SESSID_DIGEST_LEN], double now,
-                           uint8_t id[SESSID_ID_LEN]);
 
 #ifdef __SIZEOF_INT128__
 __extension__ typedef unsigned __int128 wide_product;
@@ -145,6 +139,26 @@ static inline size_t scale(uint64_t h, size_t capacity)
 {
     return (size_t)(h % capacity);
 }
+/* Takes the lock (waiting as `wait` says), brings the table's time up to now (a `now` older than
+ * the latest one seen counts as that one), and does work; once more if the file turned out
+ * damaged (the table was rebuilt in between). Returns what work returned, or what taking the lock
+ * did, or SESSID_EDAMAGED. Inline, so that a constant `work` is called directly. */
+static inline int sessid_table_run_locked(sessid_table *t, double now, sessid_lock_wait wait,
+                                          sessid_locked_work work, void *args)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = sessid_table_lock_for(t, wait, now);
+        if (rc != SESSID_OK)
+            return rc;
+        if (now > t->h->clock)
+            t->h->clock = now;
+        rc = work(t, t->h->clock, args);
+        if (sessid_table_unlock(t) == SESSID_OK)
+            return rc;
+    }
+    return SESSID_EDAMAGED;
+}
+
 #endif
 
 /* The hash of digest under the table's seed; scale() makes it a slot of an array. */
@@ -164,7 +178,7 @@ static inline size_t home_of(const sessid_table *t, const uint8_t digest[SESSID_
 
 static inline size_t home_slot(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
 {
-    return home_of(t, digest, t->h->capacity);
+    return home_of(t, digest, t->own.capacity);
 }
 
 static inline size_t next_slot(size_t slot, size_t capacity)
@@ -231,32 +245,78 @@ static inline struct entry *entry_at(const sessid_table *t, uint32_t slot)
     return (struct entry *)(t->arrays[slot >> 31] + (uintptr_t)slot * sizeof(struct entry));
 }
 
-/* Saves shared slot e (slot number `slot`, below the capacity) in the undo log as it is, before a
- * write to it, unless the last record holds it already (of two copies, the first is the one put
- * back, so saving a slot again is only a waste). When the log is full, marks it overflowed instead. */
+/* The next record of a shared table's undo log, for the caller to fill and undo_append; NULL, with
+ * the log marked overflowed, when it is full. */
+static inline struct undo_record *undo_next(sessid_table *t)
+{
+    uint64_t n = t->undo.records;
+    if (n < t->file.undo_records)
+        return &t->file.undo[n];
+    sessid_undo_overflow(t);
+    return NULL;
+}
+
+/* Makes the record undo_next gave part of the log. */
+static inline void undo_append(sessid_table *t)
+{
+    uint64_t n = t->undo.records + 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_store_explicit(&t->file.state->undo.records, n, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    t->undo.records = n;
+    t->undo.last_slot = UINT64_MAX;     /* a write to any slot after this saves it again */
+}
+
+/* Saves what moving shared slot `slot` to the newest end changes: its time and neighbours, and the
+ * newest slot (see touch in table.c). */
+static inline void undo_save_touch(sessid_table *t, uint32_t slot, const struct entry *e,
+                                   uint32_t newest)
+{
+    struct undo_record *r = undo_next(t);
+    if (r == NULL)
+        return;
+    r->slot = UNDO_TOUCH | slot;
+    r->touch.last_use = e->last_use;
+    r->touch.older = e->older;
+    r->touch.newer = e->newer;
+    r->touch.newest = newest;
+    undo_append(t);
+}
+
+/* Saves what a new entry in blank shared slot `slot`, linked after `newest`, changes (see
+ * insert_entry in table.c). */
+static inline void undo_save_insert(sessid_table *t, uint32_t slot, uint32_t newest)
+{
+    struct undo_record *r = undo_next(t);
+    if (r == NULL)
+        return;
+    r->slot = UNDO_INSERT | slot;
+    r->insert.newest = newest;
+    undo_append(t);
+}
+
+/* Saves shared slot e (slot number `slot`) in the undo log as it is, before a write to it, unless
+ * the last record holds it already (of two copies, the first is the one put back, so saving a slot
+ * again is only a waste). When the log is full, marks it overflowed instead. A slot number out of
+ * range (e is the sink) makes a record that the log refuses to put back: the table is rebuilt. */
 static inline void undo_save(sessid_table *t, uint32_t slot, const struct entry *e)
 {
-    struct undo_log *log = &t->file.state->undo;
-    uint64_t n = atomic_load_explicit(&log->records, memory_order_relaxed);
-    if (n > 0 && t->file.undo[n - 1].slot == slot)
+    if (slot == t->undo.last_slot)
         return;
-    if (n >= t->file.undo_records) {
-        sessid_undo_overflow(t);
+    struct undo_record *r = undo_next(t);
+    if (r == NULL)
         return;
-    }
-    struct undo_record *r = &t->file.undo[n];
     r->slot = slot;
     memcpy(&r->before, e, sizeof r->before);
-    atomic_signal_fence(memory_order_seq_cst);
-    atomic_store_explicit(&log->records, n + 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
+    undo_append(t);
+    t->undo.last_slot = slot;
 }
 
 /* entry_at for a write: a shared table's undo log saves the slot first. */
 static inline struct entry *write_at(sessid_table *t, uint32_t slot)
 {
     struct entry *e = entry_at(t, slot);
-    if (t->quick != NULL && e != &t->sink)
+    if (t->quick != NULL)
         undo_save(t, slot, e);
     return e;
 }
@@ -322,30 +382,77 @@ static inline uint32_t probe(const struct entry *slots, size_t capacity, size_t 
     return NIL;
 }
 
-/* The slot holding digest, or NIL. */
-static inline uint32_t find_slot(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
+/* A call's key: its digest, its hash under the table's seed (made once a call), and the slot where
+ * a read without the lock found it, or NIL: a hint, checked under the lock before it is used. */
+struct key {
+    const uint8_t *digest;
+    uint64_t hash;
+    uint32_t hint;
+};
+
+static inline struct key key_of(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
 {
-    size_t capacity = t->h->capacity;
+    return (struct key){.digest = digest, .hash = hash_of(t, digest), .hint = NIL};
+}
+
+/* The slot holding the key, or NIL. */
+static inline uint32_t find_key(const sessid_table *t, const struct key *k)
+{
+    size_t capacity = t->own.capacity;
     if (capacity == 0)
         return NIL;
-    uint64_t hash = hash_of(t, digest);
-    uint32_t slot = probe(t->slots, capacity, scale(hash, capacity), digest);
+    if (k->hint < capacity && occupied(&t->slots[k->hint])
+        && memcmp(t->slots[k->hint].digest, k->digest, SESSID_DIGEST_LEN) == 0)
+        return slot_number(t, k->hint);
+    uint32_t slot = probe(t->slots, capacity, scale(k->hash, capacity), k->digest);
     if (slot != NIL)
         return slot_number(t, slot);
     if (growing(t)) {
-        size_t home = scale(hash, t->old.capacity);
-        slot = passed(&t->old, home) ? NIL : probe(t->old.slots, t->old.capacity, home, digest);
+        size_t home = scale(k->hash, t->old.capacity);
+        slot = passed(&t->old, home) ? NIL : probe(t->old.slots, t->old.capacity, home, k->digest);
         if (slot != NIL)
             return old_slot_number(t, slot);
     }
     return NIL;
 }
 
+static inline uint32_t find_slot(const sessid_table *t, const uint8_t digest[SESSID_DIGEST_LEN])
+{
+    struct key k = key_of(t, digest);
+    return find_key(t, &k);
+}
+
+/* A hit without the lock on a shared table (quick.c): returns 1, with id set, when the key's entry
+ * was last used at `now` and `now` is the table's time, so that a locked hit would only count it;
+ * 0 when the caller must take the lock, with the key's hint set to the slot where the entry was
+ * read, if any. */
+int sessid_table_quick_hit(sessid_table *table, struct key *key, double now, uint8_t id[SESSID_ID_LEN]);
+
 /* 1 when every byte of e is zero. */
 static inline int is_blank(const struct entry *e)
 {
     static const struct entry blank;
     return memcmp(e, &blank, sizeof blank) == 0;
+}
+
+/* Takes the lock (waiting as `wait` says), brings the table's time up to now (a `now` older than
+ * the latest one seen counts as that one), and does work; once more if the file turned out
+ * damaged (the table was rebuilt in between). Returns what work returned, or what taking the lock
+ * did, or SESSID_EDAMAGED. Inline, so that a constant `work` is called directly. */
+static inline int sessid_table_run_locked(sessid_table *t, double now, sessid_lock_wait wait,
+                                          sessid_locked_work work, void *args)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc = sessid_table_lock_for(t, wait, now);
+        if (rc != SESSID_OK)
+            return rc;
+        if (now > t->h->clock)
+            t->h->clock = now;
+        rc = work(t, t->h->clock, args);
+        if (sessid_table_unlock(t) == SESSID_OK)
+            return rc;
+    }
+    return SESSID_EDAMAGED;
 }
 
 #endif

@@ -33,6 +33,8 @@ void sessid_undo_begin(sessid_table *t, int rebuilding)
     struct undo_log *log = log_of(t);
     atomic_store_explicit(&log->records, 0, memory_order_relaxed);
     atomic_store_explicit(&log->overflowed, rebuilding ? 1 : 0, memory_order_relaxed);
+    t->undo.records = 0;
+    t->undo.last_slot = UINT64_MAX;
     save_head(t->h, &log->before);
     atomic_signal_fence(memory_order_seq_cst);
     atomic_store_explicit(&log->armed, 1, memory_order_relaxed);
@@ -51,6 +53,52 @@ void sessid_undo_end(sessid_table *t)
     atomic_store_explicit(&log_of(t)->armed, 0, memory_order_relaxed);
 }
 
+static int in_table_or_nil(uint32_t slot, uint64_t capacity)
+{
+    return slot < capacity || slot == NIL;
+}
+
+/* 1 when a record is of a known kind and names only slots of the table. */
+static int record_is_sane(const struct undo_record *r, uint64_t capacity)
+{
+    uint64_t slot = r->slot & ~UNDO_KINDS;
+    switch (r->slot & UNDO_KINDS) {
+    case 0:
+        return slot < capacity;
+    case UNDO_TOUCH:
+        return slot < capacity && in_table_or_nil(r->touch.older, capacity)
+               && in_table_or_nil(r->touch.newer, capacity)
+               && in_table_or_nil(r->touch.newest, capacity);
+    case UNDO_INSERT:
+        return slot < capacity && in_table_or_nil(r->insert.newest, capacity);
+    default:
+        return 0;
+    }
+}
+
+/* Puts back what a touch changed (touch in table.c): each of its writes, done or not, is undone. */
+static void undo_touch(sessid_table *t, uint32_t slot, const struct undo_record *r)
+{
+    struct entry *e = &t->slots[slot];
+    e->last_use = r->touch.last_use;
+    e->older = r->touch.older;
+    e->newer = r->touch.newer;
+    if (r->touch.older != NIL)
+        t->slots[r->touch.older].newer = slot;
+    if (r->touch.newer != NIL)
+        t->slots[r->touch.newer].older = slot;
+    if (r->touch.newest != NIL && r->touch.newest != slot)
+        t->slots[r->touch.newest].newer = NIL;
+}
+
+/* Puts back what an insert changed (insert_entry in table.c): the slot blank, the id first. */
+static void undo_insert(sessid_table *t, uint32_t slot, const struct undo_record *r)
+{
+    wipe(&t->slots[slot]);
+    if (r->insert.newest != NIL)
+        t->slots[r->insert.newest].newer = NIL;
+}
+
 int sessid_undo_rollback(sessid_table *t)
 {
     struct undo_log *log = log_of(t);
@@ -60,12 +108,19 @@ int sessid_undo_rollback(sessid_table *t)
     if (atomic_load_explicit(&log->overflowed, memory_order_relaxed) != 0 || n > t->file.undo_records)
         return -1;
     for (uint64_t i = 0; i < n; i++)
-        if (t->file.undo[i].slot >= t->h->capacity)
+        if (!record_is_sane(&t->file.undo[i], t->bounds[0]))     /* checked at open */
             return -1;                  /* a damaged record: nothing of it is written back */
     /* Newest first, so that a slot saved twice ends as its first copy holds it. A death in here
      * leaves the log armed: the next taker puts it all back again. */
     for (uint64_t i = n; i-- > 0;) {
-        memcpy(&t->slots[t->file.undo[i].slot], &t->file.undo[i].before, sizeof(struct entry));
+        const struct undo_record *r = &t->file.undo[i];
+        uint32_t slot = (uint32_t)(r->slot & ~UNDO_KINDS);
+        if ((r->slot & UNDO_TOUCH) != 0)
+            undo_touch(t, slot, r);
+        else if ((r->slot & UNDO_INSERT) != 0)
+            undo_insert(t, slot, r);
+        else
+            memcpy(&t->slots[slot], &r->before, sizeof(struct entry));
         may_die_here();
     }
     restore_head(t->h, &log->before);

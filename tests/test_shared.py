@@ -411,7 +411,7 @@ def test_another_layout_version_is_refused(tables):
     path = tables.path("layout")
     make_table(path)
     overwrite(path, struct.pack("<I", 1), LAYOUT_OFFSET)
-    open_fails(path, "has layout 1", "reads layout 3", "sessid.remove_shared")
+    open_fails(path, "has layout 1", "reads layout 4", "sessid.remove_shared")
     with pytest.raises(sessid.Error, match="has layout 1"):
         sessid._sessid._shared_settings(path)
     assert sessid.remove_shared(path) is True

@@ -421,9 +421,11 @@ static void a_rebuild_drops_times_ahead_of_the_tables_clock(void)
 
 /* ---- a death at every step: the undo log puts the slots back byte for byte ---- */
 
-enum mutation { INSERT, EVICT, EXPIRE, REMOVE_ONE, CLEAR_ALL, HIT, PUT_OTHER, MUTATIONS };
+enum mutation {
+    INSERT, EVICT, EXPIRE, REMOVE_ONE, CLEAR_ALL, HIT, HIT_MIDDLE, PUT_OTHER, MUTATIONS
+};
 static const char *const mutation_names[] = {"insert", "evict", "expire", "remove", "clear", "hit",
-                                             "put"};
+                                             "hit mid", "put"};
 
 /* A fresh table: 8 entries used at t=50, and entries used at t=0 (they expire at 60): up to
  * max_entries for an eviction, else 8. Each mutation but clear then fits one piece of work, so a
@@ -460,7 +462,10 @@ static void mutate(sessid_table *t, enum mutation m)
         table_clear(t);
         break;
     case HIT:
-        get(t, 1000, 55, id);
+        get(t, 1000, 55, id);       /* the oldest entry */
+        break;
+    case HIT_MIDDLE:
+        get(t, 3, 55, id);          /* an entry with neighbours on both sides */
         break;
     case PUT_OTHER:
         digest_of(2, digest);
@@ -570,6 +575,36 @@ static void a_death_at_every_step_is_undone_byte_for_byte(void)
     unlink(path);
 }
 
+/* A record the log cannot believe (a slot out of range, or a kind it does not know) writes nothing
+ * back: the next taker of the lock rebuilds the table from its slots instead, and every id stays. */
+static void a_damaged_undo_record_is_not_written_back(void)
+{
+    fresh_path("records");
+    const uint64_t kinds[] = {0, UNDO_TOUCH, UNDO_INSERT, UNDO_KINDS};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        unlink(path);
+        t = open_table();
+        uint8_t kept[8][SESSID_ID_LEN], id[SESSID_ID_LEN];
+        for (int i = 0; i < 8; i++)
+            get(t, i, 10 + i, kept[i]);
+        get(t, 3, 20, id);                  /* a locked hit: the log holds its touch record */
+        struct undo_record *r = &t->file.undo[0];
+        CHECK(atomic_load(&t->file.state->undo.records) == 1 && (r->slot & UNDO_TOUCH) != 0);
+        /* A kind it does not know, or a slot out of range. */
+        r->slot = kinds[k] | (kinds[k] == UNDO_KINDS ? 3 : t->bounds[0] + 3);
+        atomic_store(&t->file.state->undo.armed, 1);        /* as a holder that died leaves it */
+        get(t, 5, 21, id);
+        CHECK(memcmp(id, kept[5], SESSID_ID_LEN) == 0);
+        CHECK(sessid_table_check(t) == 0);
+        for (int i = 0; i < 8; i++) {
+            get(t, i, 22, id);
+            CHECK(memcmp(id, kept[i], SESSID_ID_LEN) == 0);
+        }
+        sessid_table_free(t);
+    }
+    unlink(path);
+}
+
 /* The undo log's records follow the scratch area's 4-byte words: whatever the capacity (odd ones
  * too), they start aligned. */
 static void undo_records_are_aligned_whatever_the_capacity(void)
@@ -594,5 +629,6 @@ void test_trust(void)
     RUN(a_damaged_header_is_refused_and_left_as_it_is);
     RUN(every_slot_taken_ends_every_call);
     RUN(a_rebuild_drops_times_ahead_of_the_tables_clock);
+    RUN(a_damaged_undo_record_is_not_written_back);
     RUN(a_death_at_every_step_is_undone_byte_for_byte);
 }

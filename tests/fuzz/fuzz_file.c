@@ -67,7 +67,8 @@ static uint8_t *read_file(size_t *size)
     return data;
 }
 
-/* A fresh table file with `entries` entries; returns its bytes. */
+/* A fresh table file with `entries` entries, the second newest of them then hit under the lock (so
+ * that the undo log holds a touch record as well as the inserts'); returns its bytes. */
 static uint8_t *make_image(int entries, size_t *size)
 {
     unlink(path);
@@ -80,6 +81,14 @@ static uint8_t *make_image(int entries, size_t *size)
         uint8_t digest[SESSID_DIGEST_LEN], id[SESSID_ID_LEN];
         digest_of(i, digest);
         rc = sessid_table_get_or_create(t, digest, base_now + i * 0.001, id, NULL,
+                                        SESSID_LOCK_REQUIRED);
+        if (rc != SESSID_OK)
+            die("sessid_table_get_or_create", rc);
+    }
+    if (entries >= 2) {
+        uint8_t digest[SESSID_DIGEST_LEN], id[SESSID_ID_LEN];
+        digest_of(entries - 2, digest);
+        rc = sessid_table_get_or_create(t, digest, base_now + entries * 0.001, id, NULL,
                                         SESSID_LOCK_REQUIRED);
         if (rc != SESSID_OK)
             die("sessid_table_get_or_create", rc);
