@@ -86,7 +86,10 @@ static double read_clock(clockid_t id)
     if (clock_gettime(id, &ts) != 0)
         return -1.0;
     double offset;
-    (void)sessid_clock_host_offset(&offset);     /* an offset it cannot read counts as none */
+    if (atomic_load_explicit(&offset_state, memory_order_acquire) == 1)
+        offset = atomic_load_explicit(&offset_seconds, memory_order_relaxed);
+    else
+        (void)sessid_clock_host_offset(&offset); /* an offset it cannot read counts as none */
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - offset;
 }
 

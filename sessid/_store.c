@@ -34,6 +34,7 @@ static int prepare(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind kin
         return -1;
     if (*empty)
         return 0;
+    sessid_table_prefetch(self->table, digest);     /* harmless if the name has moved on */
     if (sessidpy_clock_read(&self->options.clock, now) < 0)
         return -1;
     if (self->options.shared_path != NULL) {
@@ -43,7 +44,6 @@ static int prepare(StoreObject *self, PyObject *api_key, sessidpy_kvrun_kind kin
             return -1;
         self->kv.proto.table = self->table;
     }
-    sessid_table_prefetch(self->table, digest);
     return 0;
 }
 
