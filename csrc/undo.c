@@ -76,17 +76,21 @@ static int record_is_sane(const struct undo_record *r, uint64_t capacity)
     }
 }
 
-/* Puts back what a touch changed (touch in table.c): each of its writes, done or not, is undone. */
+/* Puts back what a touch changed (touch in table.c): each of its writes, done or not, is undone.
+ * Each write sets what the record says, so a rollback that dies here can be done again. */
 static void undo_touch(sessid_table *t, uint32_t slot, const struct undo_record *r)
 {
     struct entry *e = &t->slots[slot];
     e->last_use = r->touch.last_use;
     e->older = r->touch.older;
     e->newer = r->touch.newer;
+    may_die_here();
     if (r->touch.older != NIL)
         t->slots[r->touch.older].newer = slot;
+    may_die_here();
     if (r->touch.newer != NIL)
         t->slots[r->touch.newer].older = slot;
+    may_die_here();
     if (r->touch.newest != NIL && r->touch.newest != slot)
         t->slots[r->touch.newest].newer = NIL;
 }
@@ -95,6 +99,7 @@ static void undo_touch(sessid_table *t, uint32_t slot, const struct undo_record 
 static void undo_insert(sessid_table *t, uint32_t slot, const struct undo_record *r)
 {
     wipe(&t->slots[slot]);
+    may_die_here();
     if (r->insert.newest != NIL)
         t->slots[r->insert.newest].newer = NIL;
 }
@@ -113,14 +118,17 @@ int sessid_undo_rollback(sessid_table *t)
     /* Newest first, so that a slot saved twice ends as its first copy holds it. A death in here
      * leaves the log armed: the next taker puts it all back again. */
     for (uint64_t i = n; i-- > 0;) {
-        const struct undo_record *r = &t->file.undo[i];
-        uint32_t slot = (uint32_t)(r->slot & ~UNDO_KINDS);
-        if ((r->slot & UNDO_TOUCH) != 0)
-            undo_touch(t, slot, r);
-        else if ((r->slot & UNDO_INSERT) != 0)
-            undo_insert(t, slot, r);
+        struct undo_record r;
+        memcpy(&r, &t->file.undo[i], sizeof r);     /* checked again as used: the file is shared */
+        if (!record_is_sane(&r, t->bounds[0]))
+            return -1;
+        uint32_t slot = (uint32_t)(r.slot & ~UNDO_KINDS);
+        if ((r.slot & UNDO_TOUCH) != 0)
+            undo_touch(t, slot, &r);
+        else if ((r.slot & UNDO_INSERT) != 0)
+            undo_insert(t, slot, &r);
         else
-            memcpy(&t->slots[slot], &r->before, sizeof(struct entry));
+            memcpy(&t->slots[slot], &r.before, sizeof(struct entry));
         may_die_here();
     }
     restore_head(t->h, &log->before);

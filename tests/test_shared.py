@@ -840,9 +840,9 @@ def test_kill_at_each_step_of_a_purge(tables):
 def test_kill_at_each_step_of_the_repair_after_a_kill_at_each_step(tables, make):
     """For each step k1 of a call, a child dies there and leaves the lock to a dead owner; then for
     each step k2 of the repair that the next call makes, a second child dies there; after each, a
-    third process repairs and checks the table. A repair puts back, from the undo log, each slot
-    the dead call had written to: one step per slot, so none for a death before its first write,
-    and more the further the call got."""
+    third process repairs and checks the table. A repair puts back, from the undo log, what the
+    dead call had changed, a step per slot written back: none for a death before the call's first
+    record, and more the further the call got."""
     if make is evict:
         m = crowded(tables, "repair", evict)
     else:
