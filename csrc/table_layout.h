@@ -139,26 +139,6 @@ static inline size_t scale(uint64_t h, size_t capacity)
 {
     return (size_t)(h % capacity);
 }
-/* Takes the lock (waiting as `wait` says), brings the table's time up to now (a `now` older than
- * the latest one seen counts as that one), and does work; once more if the file turned out
- * damaged (the table was rebuilt in between). Returns what work returned, or what taking the lock
- * did, or SESSID_EDAMAGED. Inline, so that a constant `work` is called directly. */
-static inline int sessid_table_run_locked(sessid_table *t, double now, sessid_lock_wait wait,
-                                          sessid_locked_work work, void *args)
-{
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int rc = sessid_table_lock_for(t, wait, now);
-        if (rc != SESSID_OK)
-            return rc;
-        if (now > t->h->clock)
-            t->h->clock = now;
-        rc = work(t, t->h->clock, args);
-        if (sessid_table_unlock(t) == SESSID_OK)
-            return rc;
-    }
-    return SESSID_EDAMAGED;
-}
-
 #endif
 
 /* The hash of digest under the table's seed; scale() makes it a slot of an array. */
