@@ -49,13 +49,17 @@ struct head {
  * answer without its lock: such a hit would change nothing but a counter. It reads the entry under
  * a sequence count, odd while a holder of the lock may be changing slots, and counts itself in one
  * of several counters picked by thread, so that processes hammering one table share no cache line
- * on that path. Calls that answered without the table because its lock was held too long are
- * counted here too, without the lock. */
+ * on that path. Such a hit leaves its entry where its first use in the tick put it, so once the
+ * tick has taken in many new entries (tick_inserts, kept under the lock), hits take the lock again
+ * and move their entries: no entry in use drifts to the old end, however long a tick lasts. Calls
+ * that answered without the table because its lock was held too long are counted here too,
+ * without the lock. */
 #define QUICK_HIT_COUNTERS 64
 
 struct quick_hits {
     alignas(64) _Atomic uint64_t seq;
     _Atomic uint64_t lock_timeouts;
+    _Atomic uint64_t tick_inserts;      /* entries inserted since the table's time last moved on */
     alignas(64) struct {
         _Atomic uint64_t hits;
         char pad[56];

@@ -17,7 +17,8 @@ static _Atomic uint64_t *quick_hit_counter(struct quick_hits *quick)
 
 /* A hit without the lock, on a shared table: returns 1, with id set, when the key's entry was last
  * used at `now` and `now` is the table's time, so that a locked hit would only count it (its expiry
- * and its place among the entries used at this instant stay as they are). 0: take the lock. The
+ * and its place among the entries used at this instant stay as they are), unless this instant has
+ * taken in more than a quarter of max_entries new entries. 0: take the lock. The
  * entry is read as it may be changing and trusted only if the sequence count did not move: a
  * seqlock's read, which races with the holder's writes by design (so ThreadSanitizer is told to
  * look away from this one function). The slot where it was read becomes the key's hint. */
@@ -26,8 +27,9 @@ int sessid_table_quick_hit(sessid_table *t, struct key *k, double now, uint8_t i
 {
     struct quick_hits *quick = t->quick;
     uint64_t seq = atomic_load_explicit(&quick->seq, memory_order_acquire);
-    if ((seq & 1) != 0 || now < t->h->clock)
-        return 0;
+    if ((seq & 1) != 0 || now < t->h->clock
+        || atomic_load_explicit(&quick->tick_inserts, memory_order_relaxed) > t->own.max_entries / 4)
+        return 0;               /* see tick_inserts in file_format.h */
     size_t capacity = t->bounds[0];     /* checked at open, unlike the file's copy */
     size_t slot = scale(k->hash, capacity);
     struct entry e;

@@ -198,8 +198,11 @@ static int insert_entry(sessid_table *t, const struct key *k, const uint8_t id[S
     }
     /* Linked as the newest, then the id: a shared table's undo log keeps one insert record. */
     uint32_t newest = h->newest;
-    if (t->quick != NULL)
+    if (t->quick != NULL) {
         undo_save_insert(t, slot, newest);
+        uint64_t inserts = atomic_load_explicit(&t->quick->tick_inserts, memory_order_relaxed);
+        atomic_store_explicit(&t->quick->tick_inserts, inserts + 1, memory_order_relaxed);
+    }
     struct entry *e = entry_at(t, slot);
     memcpy(e->digest, k->digest, SESSID_DIGEST_LEN);
     e->last_use = now;

@@ -403,7 +403,8 @@ static inline uint32_t find_slot(const sessid_table *t, const uint8_t digest[SES
 }
 
 /* A hit without the lock on a shared table (quick.c): returns 1, with id set, when the key's entry
- * was last used at `now` and `now` is the table's time, so that a locked hit would only count it;
+ * was last used at `now` and `now` is the table's time, so that a locked hit would only count it
+ * (and the table has not taken in more than a quarter of max_entries new entries at that time);
  * 0 when the caller must take the lock, with the key's hint set to the slot where the entry was
  * read, if any. */
 int sessid_table_quick_hit(sessid_table *table, struct key *key, double now, uint8_t id[SESSID_ID_LEN]);
@@ -426,8 +427,11 @@ static inline int sessid_table_run_locked(sessid_table *t, double now, sessid_lo
         int rc = sessid_table_lock_for(t, wait, now);
         if (rc != SESSID_OK)
             return rc;
-        if (now > t->h->clock)
+        if (now > t->h->clock) {
             t->h->clock = now;
+            if (t->quick != NULL)
+                atomic_store_explicit(&t->quick->tick_inserts, 0, memory_order_relaxed);
+        }
         rc = work(t, t->h->clock, args);
         if (sessid_table_unlock(t) == SESSID_OK)
             return rc;

@@ -296,11 +296,31 @@ static void threads_share_one_id_per_key(void)
     unlink(path);
 }
 
+/* A key hit again and again within one instant of the clock keeps its place while hits answer
+ * without the lock; once the instant has taken in more than a quarter of max_entries new entries,
+ * hits take the lock and move it to the newest end: a burst of new keys within one tick, longer than
+ * the table, does not evict a key in use. */
+static void a_key_in_use_survives_a_burst_of_new_keys_within_one_tick(void)
+{
+    fresh_path("burst");
+    sessid_table *t = open_table();
+    uint8_t kept[SESSID_ID_LEN], id[SESSID_ID_LEN];
+    get(t, 0, 10, kept);
+    for (int i = 1; i <= 4 * MAX_ENTRIES; i++) {
+        get(t, 1000 + i, 10, id);
+        get(t, 0, 10, id);
+        CHECK(memcmp(id, kept, SESSID_ID_LEN) == 0);
+    }
+    sessid_table_free(t);
+    unlink(path);
+}
+
 void test_shared(void)
 {
     RUN(threads_share_one_id_per_key);
     RUN(opens_the_same_table_in_every_process);
     RUN(refuses_what_it_must);
     RUN(a_full_table_evicts_and_keeps_its_size);
+    RUN(a_key_in_use_survives_a_burst_of_new_keys_within_one_tick);
     RUN(survives_a_kill_at_every_step);
 }
