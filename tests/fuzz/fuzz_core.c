@@ -285,6 +285,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sessid_table_growth_pieces(t, 4096);
     double now = 0;
     int command, commands = 0, was_growing = 0;
+    /* The entries inserted at the table's current time: past a quarter of max_entries, a shared
+     * table's hits at that time take the lock again and move their entries. */
+    double tick = m.clock;
+    uint64_t tick_inserts = 0, quick_limit = (m.max_entries != 0 ? m.max_entries : KEYS) / 4;
     while ((command = take(&in)) >= 0) {
         int low = take(&in);
         int k = ((command >> 4) << 8 | (low < 0 ? 0 : low)) % KEYS;
@@ -292,6 +296,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int op = command & 15;
         if (op <= 7 || op == 11 || op == 12)
             tell_time(&m, now);
+        if (m.clock != tick) {
+            tick = m.clock;
+            tick_inserts = 0;
+        }
         uint8_t id[SESSID_ID_LEN];
         int created = -1, found = -1;
         switch (op) {
@@ -310,9 +318,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (created != expect || (!created && memcmp(id, m.keys[k].id, SESSID_ID_LEN) != 0))
                 abort();
             /* A shared table answers a hit on an entry used at this very instant without its
-             * lock, and moves nothing: least recently used to the clock's tick. */
-            if (created || !shared || m.keys[k].last_use != m.clock)
+             * lock, and moves nothing (least recently used to the clock's tick), until that
+             * instant has taken in more than a quarter of max_entries new entries. */
+            if (created || !shared || m.keys[k].last_use != m.clock || tick_inserts > quick_limit)
                 model_use(&m, k, id);
+            tick_inserts += created;
             break;
         }
         case 4:
@@ -330,6 +340,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (sessid_table_put(t, digests[k], id, now) != SESSID_OK)
                 abort();
             model_use(&m, k, id);
+            tick_inserts++;             /* a new id replaces the entry whole */
             break;
         case 6:
             table_purge(t, now);
