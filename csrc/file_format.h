@@ -79,9 +79,10 @@ struct head_before {
  * The two changes that lookups make most have records of their own, which hold only what they
  * change: a touch (a locked hit moves its entry to the newest end of the use order) and an insert
  * (a new entry in a blank slot, linked after the newest). A process that takes the lock from a
- * holder that died puts back, newest first, what the log holds: the table is then as it was before the interrupted call, whatever step the death
- * interrupted, at the cost of that call's own work. A mutation that writes to more slots than the
- * log holds sets `overflowed`, and the next taker rebuilds the table from its slots instead. */
+ * holder that died puts back, newest first, what the log holds: the table is then as it was before
+ * the interrupted call, whatever step the death interrupted, at the cost of that call's own work.
+ * A mutation that writes to more slots than the log holds sets `overflowed`, and the next taker
+ * rebuilds the table from its slots instead. */
 struct undo_log {
     alignas(64) _Atomic uint32_t armed;     /* 1 while a mutation runs: `before` is whole */
     _Atomic uint32_t overflowed;
