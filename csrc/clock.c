@@ -80,16 +80,24 @@ int sessid_clock_host_offset(double *seconds)
 
 /* ---- the clocks ---- */
 
+/* The offset at a process's first read of the clock (and its first after a fork): out of line, so
+ * that the reads after it pay for no frame. An offset it cannot read counts as none. */
+__attribute__((noinline, cold))
+static double first_offset(void)
+{
+    double offset;
+    (void)sessid_clock_host_offset(&offset);
+    return offset;
+}
+
 static double read_clock(clockid_t id)
 {
     struct timespec ts;
     if (clock_gettime(id, &ts) != 0)
         return -1.0;
-    double offset;
-    if (atomic_load_explicit(&offset_state, memory_order_acquire) == 1)
-        offset = atomic_load_explicit(&offset_seconds, memory_order_relaxed);
-    else
-        (void)sessid_clock_host_offset(&offset); /* an offset it cannot read counts as none */
+    double offset = atomic_load_explicit(&offset_state, memory_order_acquire) == 1
+                        ? atomic_load_explicit(&offset_seconds, memory_order_relaxed)
+                        : first_offset();
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - offset;
 }
 

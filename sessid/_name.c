@@ -4,10 +4,6 @@
 
 #include "_errors.h"
 
-/* How often a shared store checks that its file is still the one at its name: one tick of the
- * coarse clock. */
-#define FOLLOW_NAME_EVERY 0.004
-
 static void *release_gil(void)
 {
     return PyGILState_Check() ? PyEval_SaveThread() : NULL;
@@ -57,10 +53,10 @@ static int still_lost(sessidpy_state *state, const sessidpy_options *o)
     return -1;
 }
 
-int sessidpy_name_follow(sessidpy_state *state, const sessidpy_options *o, sessidpy_name *name,
-                         sessid_table **table, double now)
+int sessidpy_name_check(sessidpy_state *state, const sessidpy_options *o, sessidpy_name *name,
+                        sessid_table **table, double now)
 {
-    if (!(now - name->checked_at >= FOLLOW_NAME_EVERY) && now >= name->checked_at)
+    if (!(now - name->checked_at >= SESSIDPY_FOLLOW_NAME_EVERY) && now >= name->checked_at)
         return name->lost ? still_lost(state, o) : 0;
     name->checked_at = now;
     if (!sessid_table_moved(*table, o->shared_path)) {

@@ -20,11 +20,26 @@ typedef struct sessidpy_name {
 int sessidpy_name_open(sessidpy_state *state, const sessidpy_options *o, int create,
                        sessid_table **out);
 
+/* How often a shared store checks that its file is still the one at its name: one tick of the
+ * coarse clock. */
+#define SESSIDPY_FOLLOW_NAME_EVERY 0.004
+
+/* sessidpy_name_follow once its tick has come, or while the name is lost. */
+int sessidpy_name_check(sessidpy_state *state, const sessidpy_options *o, sessidpy_name *name,
+                        sessid_table **table, double now);
+
 /* Once a tick of now: when the file at o's name is no longer *table's, opens (or makes) the table
  * now there and puts it in *table, keeping the old one in name. Returns 0, or -1 with the error of
- * opening it (*table is kept, and tried again at the next tick; between two, the error says so). */
-int sessidpy_name_follow(sessidpy_state *state, const sessidpy_options *o, sessidpy_name *name,
-                         sessid_table **table, double now);
+ * opening it (*table is kept, and tried again at the next tick; between two, the error says so).
+ * Inline: every lookup of a shared store asks, and within a tick the answer is 0. */
+static inline int sessidpy_name_follow(sessidpy_state *state, const sessidpy_options *o,
+                                       sessidpy_name *name, sessid_table **table, double now)
+{
+    if (!(now - name->checked_at >= SESSIDPY_FOLLOW_NAME_EVERY) && now >= name->checked_at
+        && !name->lost)
+        return 0;
+    return sessidpy_name_check(state, o, name, table, now);
+}
 
 /* After sessidpy_name_follow failed: a best-effort lookup logs the error (the first time) and goes
  * on, in local mode without the table (*without_table set: a fresh id), in KV mode with the table
