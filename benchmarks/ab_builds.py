@@ -1,6 +1,7 @@
 """Two builds of sessid's extension side by side in one process, on a shared table each.
 
     python benchmarks/ab_builds.py A=path/to/_sessid.so B=path/to/_sessid.so [--rounds 30]
+        [--processes 5]
 
 Each build gets its own table (same settings) and times the same block of calls, the two builds
 taking turns (A B, then B A, ...), so that a machine whose speed drifts slows both alike. Workloads:
@@ -8,6 +9,11 @@ a locked hit (a key last used in an earlier tick of the clock: the lookup takes 
 the entry), a lock-free hit (the same key again within a tick), a miss into a table with room, and
 a miss into a full table (which evicts). Prints each build's median time per call and the median of
 the per-round ratios B/A; it judges nothing.
+
+Where a process puts each build and each table tilts its ratio by a few percent (two copies of one
+build gave 0.95 to 1.08 in six processes here), so --processes runs the comparison in that many
+fresh processes and prints each one's ratios and their median; give one file twice to see the
+spread.
 
 To get the extension of another commit: `git worktree add /tmp/old COMMIT` and
 `pip install --no-deps --target /tmp/old-pkg /tmp/old`; it is /tmp/old-pkg/sessid/_sessid*.so.
@@ -19,7 +25,9 @@ import argparse
 import importlib.machinery
 import importlib.util
 import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 from types import ModuleType
@@ -83,13 +91,40 @@ def run(workload: str, builds: list[tuple[str, ModuleType]], keys: int, rounds: 
           f"{statistics.quantiles(ratios)[2]:.3f})")
 
 
+def across_processes(argv: list[str], processes: int) -> None:
+    """Runs this script on argv in fresh processes one after another, then prints, per workload,
+    the ratio of each process and their median."""
+    ratios: dict[str, list[float]] = {}
+    for n in range(processes):
+        out = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True,
+                             text=True).stdout
+        print(f"process {n + 1} of {processes}", out, sep="\n", end="", flush=True)
+        for line in out.splitlines():
+            found = re.match(r"(.+?)\s{2,}.*median of rounds ([0-9.]+)", line)
+            if found:
+                ratios.setdefault(found[1], []).append(float(found[2]))
+    print(f"median of the {processes} processes' ratios")
+    for workload, values in ratios.items():
+        each = " ".join(f"{v:.3f}" for v in sorted(values))
+        print(f"{workload:14} {statistics.median(values):.3f}   ({each})")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("builds", nargs=2, metavar="LABEL=PATH", help="an extension module file")
     parser.add_argument("--rounds", type=int, default=30, help="blocks per build (default 30)")
     parser.add_argument("--keys", type=int, default=100_000, help="calls per block (default 100,000)")
     parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--processes", type=int, default=1,
+                        help="fresh processes to compare in, one after another (default 1)")
     args = parser.parse_args(argv)
+    if args.processes < 1:
+        parser.error(f"--processes: {args.processes} is not a positive number")
+    if args.processes > 1:
+        rest = [*args.builds, "--rounds", str(args.rounds), "--keys", str(args.keys),
+                "--only", *args.only]
+        across_processes(rest, args.processes)
+        return 0
     builds = []
     for item in args.builds:
         label, sep, path = item.partition("=")
