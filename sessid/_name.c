@@ -56,7 +56,7 @@ static int still_lost(sessidpy_state *state, const sessidpy_options *o)
 int sessidpy_name_check(sessidpy_state *state, const sessidpy_options *o, sessidpy_name *name,
                         sessid_table **table, double now)
 {
-    if (!(now - name->checked_at >= SESSIDPY_FOLLOW_NAME_EVERY) && now >= name->checked_at)
+    if (sessidpy_name_checked_this_tick(name, now))
         return name->lost ? still_lost(state, o) : 0;
     name->checked_at = now;
     if (!sessid_table_moved(*table, o->shared_path)) {

@@ -24,6 +24,12 @@ int sessidpy_name_open(sessidpy_state *state, const sessidpy_options *o, int cre
  * coarse clock. */
 #define SESSIDPY_FOLLOW_NAME_EVERY 0.004
 
+/* 1 while now is within the tick of the name's last check (a clock read before it is not). */
+static inline int sessidpy_name_checked_this_tick(const sessidpy_name *name, double now)
+{
+    return !(now - name->checked_at >= SESSIDPY_FOLLOW_NAME_EVERY) && now >= name->checked_at;
+}
+
 /* sessidpy_name_follow once its tick has come, or while the name is lost. */
 int sessidpy_name_check(sessidpy_state *state, const sessidpy_options *o, sessidpy_name *name,
                         sessid_table **table, double now);
@@ -35,8 +41,7 @@ int sessidpy_name_check(sessidpy_state *state, const sessidpy_options *o, sessid
 static inline int sessidpy_name_follow(sessidpy_state *state, const sessidpy_options *o,
                                        sessidpy_name *name, sessid_table **table, double now)
 {
-    if (!(now - name->checked_at >= SESSIDPY_FOLLOW_NAME_EVERY) && now >= name->checked_at
-        && !name->lost)
+    if (sessidpy_name_checked_this_tick(name, now) && !name->lost)
         return 0;
     return sessidpy_name_check(state, o, name, table, now);
 }
